@@ -1,0 +1,3 @@
+from alpagasus.main import main
+
+main()

@@ -1,0 +1,186 @@
+"""Typed configuration: one dataclass per stage/group, registered in Hydra's ConfigStore.
+
+The YAML files under ``conf/`` only fill these schemas in, so a misspelt key or a value of
+the wrong type fails when Hydra composes the config, before any model load or API call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+STAGES = ("rate", "select", "train", "generate", "judge", "report", "pipeline")
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    # An HF hub id, a local folder, or "embedded:smollm2" for the GGUF model shipped on PyPI.
+    name_or_path: str = MISSING
+    context_length: int | None = None  # None: read from the model config
+    dtype: str = "auto"  # auto: bf16 on a GPU that supports it, fp32 on CPU
+    attn_implementation: str = "sdpa"
+    trust_remote_code: bool = False
+
+
+@dataclass
+class JudgeConfig:
+    """An LLM judge: used to rate training items and to compare answers pairwise."""
+
+    name: str = MISSING
+    backend: str = "local"  # local | openai | anthropic
+    model: str = MISSING  # API model name, or for backend=local a model path/"embedded:..."
+    base_url: str | None = None
+    # Name of the environment variable holding the key: keys never enter a config file.
+    api_key_env: str | None = None
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    # local backend: read the score off the next-token distribution of the digits
+    # ("logits") instead of parsing generated text ("text").
+    score_mode: str = "text"
+    batch_size: int = 8  # local backend only
+    concurrency: int = 16
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    request_timeout_s: float = 120.0
+    max_retries: int = 8
+    context_tokens: int = 16384
+    price_input_per_mtok: float = 0.0
+    price_output_per_mtok: float = 0.0
+
+
+@dataclass
+class FilterConfig:
+    name: str = MISSING
+    method: str = "judge"  # judge: rate then keep score >= threshold; random: uniform sample
+    prompt: str = "accuracy"  # rating prompt template (see alpagasus/prompts.py)
+    unparsed_policy: str = "exclude"  # exclude | include: what selection does with unparsed replies
+
+
+@dataclass
+class LoraConfig:
+    name: str = MISSING
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
+class QuantConfig:
+    name: str = MISSING
+    mode: str = "none"  # none | nf4 | int8
+    double_quant: bool = True
+    compute_dtype: str = "bfloat16"
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    source: str = "demo"  # demo | hub | file
+    path: str | None = None  # file: local JSON/JSONL; hub: dataset id
+    split: str = "train"
+    limit: int | None = None  # keep only the first N items (smoke runs)
+
+
+@dataclass
+class TestsetsConfig:
+    __test__ = False  # not a pytest class
+
+    name: str = MISSING
+    dir: str | None = None
+    # Each entry: set name -> file. "demo" is the package's own demo prompts.
+    files: dict[str, str] = field(default_factory=dict)
+    limit: int | None = None  # first N prompts of each set (smoke runs)
+
+
+@dataclass
+class TrainConfig:
+    name: str = MISSING
+    epochs: float = 3.0
+    learning_rate: float = 2e-5
+    effective_batch_size: int = 128
+    per_device_batch_size: int = 4
+    max_length: int = 512
+    warmup_ratio: float = 0.03
+    lr_scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    max_steps: int = -1  # > 0 overrides epochs
+    packing: bool = True
+    gradient_checkpointing: bool = False
+    save_steps: int = 200
+    logging_steps: int = 5
+    seed: int = 42
+
+
+@dataclass
+class GenerateConfig:
+    max_new_tokens: int = 256
+    batch_size: int = 8
+    temperature: float = 0.0
+    stop: list[str] = field(default_factory=lambda: ["###"])
+
+
+@dataclass
+class LoggerConfig:
+    name: str = MISSING
+    enabled: bool = True
+    project: str = "alpagasus"
+    entity: str | None = None
+    mode: str = "offline"  # offline | online | disabled
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PathsConfig:
+    root: str = "outputs"
+    artifacts: str = "${paths.root}/artifacts"
+    wandb: str = "${paths.root}"
+    # Converted embedded models and other per-user downloads.
+    cache: str = "${oc.env:ALPAGASUS_CACHE,${oc.env:HOME}/.cache/alpagasus}"
+
+
+@dataclass
+class Config:
+    stage: str = "pipeline"
+    seed: int = 42
+    threshold: float = 4.5
+    size: int | None = None  # max items kept by selection (null = all that pass)
+    model: ModelConfig = MISSING
+    judge: JudgeConfig = MISSING  # rates the training items (filter=chatgpt|claude|local)
+    eval_judge: JudgeConfig = MISSING  # compares the two trained models' answers
+    filter: FilterConfig = MISSING
+    lora: LoraConfig = MISSING
+    quant: QuantConfig = MISSING
+    data: DataConfig = MISSING
+    testsets: TestsetsConfig = MISSING
+    train: TrainConfig = MISSING
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    logger: LoggerConfig = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+GROUP_SCHEMAS: dict[str, type] = {
+    "model": ModelConfig,
+    "judge": JudgeConfig,
+    "eval_judge": JudgeConfig,
+    "filter": FilterConfig,
+    "lora": LoraConfig,
+    "quant": QuantConfig,
+    "data": DataConfig,
+    "testsets": TestsetsConfig,
+    "train": TrainConfig,
+    "logger": LoggerConfig,
+}
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for group, schema in GROUP_SCHEMAS.items():
+        cs.store(group=group, name=f"base_{group}", node=schema)

@@ -1,0 +1,72 @@
+"""The `alpagasus` entry point: one Hydra app; `stage=` picks the target.
+
+A stage runs what it needs first, reusing every artifact that already exists, so
+`stage=report` (alias `pipeline`, the default) is the whole rate -> select -> train ->
+generate -> judge -> report chain, and rerunning it redoes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from alpagasus.artifacts import ArtifactStore
+from alpagasus.config import STAGES, register_configs
+from alpagasus.context import RunContext
+from alpagasus.tracking import Tracker
+
+log = logging.getLogger("alpagasus")
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+register_configs()
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Run the target stage (and what it needs); return the winning score if judged."""
+    from alpagasus.stages import generate, judge, rate, report, select, train
+
+    if cfg.stage not in STAGES:
+        raise ValueError(f"stage must be one of {', '.join(STAGES)}, got '{cfg.stage}'")
+    # Validate every input the target needs before any model is loaded or API called.
+    needs_tests = cfg.stage in ("generate", "judge", "report", "pipeline")
+    needs_train = cfg.stage not in ("rate", "select")
+    if needs_train:
+        train.validate(cfg)
+    store = ArtifactStore(cfg.paths.artifacts)
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    ctx = RunContext(cfg=cfg, store=store, tracker=Tracker(cfg.logger, {}, cfg.paths.wandb))
+    try:
+        _ = ctx.items
+        if needs_tests:
+            _ = ctx.testsets
+        ctx.tracker.run and ctx.tracker.run.config.update(run_config)
+        targets = {
+            "rate": lambda: rate.run(ctx),
+            "select": lambda: select.run(ctx),
+            "train": lambda: (train.run(ctx, "selected"), train.run(ctx, "full")),
+            "generate": lambda: (generate.run(ctx, "selected"), generate.run(ctx, "full")),
+            "judge": lambda: judge.run(ctx),
+            "report": lambda: report.run(ctx),
+            "pipeline": lambda: report.run(ctx),
+        }
+        targets[cfg.stage]()
+        reused = sum(a.reused for a in ctx.done.values())
+        log.info("done: %d artifacts, %d reused, %d built", len(ctx.done), reused,
+                 len(ctx.done) - reused)
+        if "report" in ctx.done:
+            return ctx.done["report"].counts.get("winning_score")
+        return None
+    finally:
+        ctx.tracker.finish()
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()

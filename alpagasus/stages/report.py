@@ -1,0 +1,103 @@
+"""Stage `report`: win/tie/lose per test set, the winning score, and the paper's bar chart.
+
+Winning score = (#win - #lose) / N + 1, over the N prompts whose two judge replies could
+both be read (unparsed ones are counted and shown, not scored).
+Output: report.json, report.md, win_tie_lose.png.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from alpagasus.artifacts import Artifact
+from alpagasus.context import RunContext
+from alpagasus.stages import judge
+
+REPORT = "report.json"
+PLOT = "win_tie_lose.png"
+
+
+def tally(judgments: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per test set and overall ("all"): win, tie, lose, unparsed, n, winning_score."""
+    groups: dict[str, Counter[str]] = defaultdict(Counter)
+    for j in judgments:
+        groups[j["testset"]][j["verdict"]] += 1
+        groups["all"][j["verdict"]] += 1
+    table = {}
+    for name, c in groups.items():
+        n = c["win"] + c["tie"] + c["lose"]
+        table[name] = {
+            "win": c["win"], "tie": c["tie"], "lose": c["lose"], "unparsed": c["unparsed"],
+            "n": n, "winning_score": round((c["win"] - c["lose"]) / n + 1, 4) if n else None,
+        }
+    return dict(sorted(table.items(), key=lambda kv: (kv[0] == "all", kv[0])))
+
+
+def format_table(table: dict[str, dict[str, Any]], title: str) -> str:
+    lines = [f"{title}", "",
+             "| test set | win | tie | lose | unparsed | N | winning score |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in table.items():
+        ws = "n/a" if r["winning_score"] is None else f"{r['winning_score']:.3f}"
+        lines.append(f"| {name} | {r['win']} | {r['tie']} | {r['lose']} | {r['unparsed']} "
+                     f"| {r['n']} | {ws} |")
+    return "\n".join(lines)
+
+
+def plot(table: dict[str, dict[str, Any]], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(table)
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(names) + 1.6))
+    left = [0.0] * len(names)
+    for outcome, color in (("win", "#4c9a5e"), ("tie", "#c9c9c9"), ("lose", "#c8553d")):
+        values = [table[n][outcome] for n in names]
+        ax.barh(names, values, left=left, color=color, label=outcome.capitalize())
+        for i, v in enumerate(values):
+            if v:
+                ax.text(left[i] + v / 2, i, str(v), ha="center", va="center", fontsize=9)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.invert_yaxis()
+    ax.set_xlabel("prompts (each judged in both answer orders)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", ncol=3, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(ctx: RunContext) -> Artifact:
+    return ctx.once("report", lambda: _run(ctx))
+
+
+def _run(ctx: RunContext) -> Artifact:
+    cfg = ctx.cfg
+    judged = judge.run(ctx)
+    selected = ctx.done["select"].counts if "select" in ctx.done else {}
+    label = (f"A = {cfg.filter.name} filter (threshold {cfg.threshold}, {selected.get('kept', '?')} "
+             f"items) vs B = all {len(ctx.items)} items; judge {cfg.eval_judge.name}")
+
+    def build(workdir: Path) -> dict[str, Any]:
+        table = tally(judge.read_judgments(judged))
+        report = {"title": label, "table": table, "model": cfg.model.name}
+        (workdir / REPORT).write_text(json.dumps(report, indent=2))
+        (workdir / "report.md").write_text(format_table(table, label) + "\n")
+        plot(table, label, workdir / PLOT)
+        return {"winning_score": table["all"]["winning_score"], **{
+            f"{k}": table["all"][k] for k in ("win", "tie", "lose", "unparsed", "n")}}
+
+    artifact = ctx.store.ensure("report", {"label": label}, {"judgments": judged.key}, build)
+    report = json.loads((artifact.path / REPORT).read_text())
+    print("\n" + format_table(report["table"], report["title"]))
+    print(f"\nplot: {artifact.path / PLOT}")
+    ctx.tracker.log_table("report/win_tie_lose", ["test set", "win", "tie", "lose", "unparsed",
+                                                  "n", "winning_score"],
+                          [[k, *v.values()] for k, v in report["table"].items()])
+    ctx.tracker.log_image("report/plot", artifact.path / PLOT)
+    return ctx.finish_stage(artifact)

@@ -1,0 +1,72 @@
+"""Weights & Biases logging: one W&B run per alpagasus job, each stage under its own prefix.
+
+Offline by default (files under ``paths.wandb``); ``logger.mode=online`` once logged in.
+W&B credentials stay in the environment (WANDB_API_KEY / ``wandb login``), never in a file of
+ours. The config logged is the resolved Hydra config, which by construction holds no secret:
+judges name the *environment variable* of their key, never the key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from alpagasus.config import LoggerConfig
+
+log = logging.getLogger(__name__)
+
+
+class Tracker:
+    def __init__(self, cfg: LoggerConfig, run_config: dict[str, Any], wandb_dir: str | Path,
+                 name: str | None = None):
+        self.run = None
+        if not cfg.enabled or cfg.mode == "disabled":
+            return
+        import wandb
+
+        Path(wandb_dir).mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("WANDB_SILENT", "true")
+        self.run = wandb.init(
+            project=cfg.project,
+            entity=cfg.entity,
+            mode=cfg.mode,
+            dir=str(wandb_dir),
+            group=cfg.group,
+            tags=list(cfg.tags),
+            name=name,
+            config=run_config,
+            reinit="finish_previous",
+            settings=wandb.Settings(console="off", x_disable_stats=True),
+        )
+        log.info("W&B %s run %s in %s", cfg.mode, self.run.id, self.run.dir)
+
+    @property
+    def enabled(self) -> bool:
+        return self.run is not None
+
+    def log_stage(self, stage: str, metrics: dict[str, Any], reused: bool) -> None:
+        if not self.run:
+            return
+        flat = {f"{stage}/{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
+        flat[f"{stage}/reused"] = int(reused)
+        self.run.log(flat)
+        self.run.summary.update(flat)
+
+    def log_image(self, key: str, path: Path) -> None:
+        if self.run:
+            import wandb
+
+            self.run.log({key: wandb.Image(str(path))})
+
+    def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
+        if self.run:
+            import wandb
+
+            self.run.log({key: wandb.Table(columns=columns, data=rows)})
+
+    def finish(self) -> None:
+        if self.run:
+            self.run.finish()
+            self.run = None

@@ -1,0 +1,86 @@
+"""Pure pieces: selection, verdict combination, tallies, artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from alpagasus.artifacts import ArtifactStore
+from alpagasus.stages.judge import combine, order_verdict
+from alpagasus.stages.report import tally
+from alpagasus.stages.select import SelectionError, choose_by_score, choose_random
+
+RATINGS = [
+    {"index": 0, "score": 5.0}, {"index": 1, "score": 3.0}, {"index": 2, "score": None},
+    {"index": 3, "score": 4.5}, {"index": 4, "score": 4.5}, {"index": 5, "score": 4.0},
+]
+
+
+def test_threshold_selection():
+    assert choose_by_score(RATINGS, 4.5, None, False) == [0, 3, 4]
+    assert choose_by_score(RATINGS, 4.0, None, False) == [0, 3, 4, 5]
+    assert choose_by_score(RATINGS, 4.5, None, True) == [0, 2, 3, 4]
+
+
+def test_size_keeps_best_then_earliest():
+    assert choose_by_score(RATINGS, 0.0, 2, False) == [0, 3]
+    assert choose_by_score(RATINGS, 0.0, 3, False) == [0, 3, 4]
+
+
+def test_random_selection_is_seeded():
+    a = choose_random(100, 10, seed=1)
+    assert a == choose_random(100, 10, seed=1) and a != choose_random(100, 10, seed=2)
+    assert len(set(a)) == 10
+    with pytest.raises(SelectionError, match="larger than the data"):
+        choose_random(5, 10, seed=1)
+
+
+def test_order_verdict_and_paper_combination():
+    assert order_verdict((8, 7), a_first=True) == "win"
+    assert order_verdict((8, 7), a_first=False) == "lose"  # B was Assistant 1
+    assert order_verdict((7, 7), a_first=False) == "tie"
+    assert combine("win", "win") == "win"
+    assert combine("win", "tie") == "win"
+    assert combine("win", "lose") == "tie"
+    assert combine("tie", "tie") == "tie"
+    assert combine("lose", "tie") == "lose"
+    assert combine(None, "win") == "unparsed"
+
+
+def test_tally_winning_score():
+    verdicts = ["win"] * 5 + ["tie"] * 3 + ["lose"] * 2 + ["unparsed"]
+    table = tally([{"testset": "koala", "verdict": v} for v in verdicts])
+    row = table["koala"]
+    assert (row["win"], row["tie"], row["lose"], row["unparsed"], row["n"]) == (5, 3, 2, 1, 10)
+    assert row["winning_score"] == pytest.approx((5 - 2) / 10 + 1)
+    assert table["all"] == row
+
+
+def test_artifact_is_built_once_and_atomically(tmp_path):
+    store = ArtifactStore(tmp_path)
+    calls = []
+
+    def build(workdir):
+        calls.append(workdir)
+        (workdir / "out.txt").write_text("x")
+        return {"n": 1}
+
+    a = store.ensure("stage", {"k": 1}, {"in": "abc"}, build)
+    b = store.ensure("stage", {"k": 1}, {"in": "abc"}, build)
+    assert len(calls) == 1 and not a.reused and b.reused and a.path == b.path
+    assert json.loads((a.path / "manifest.json").read_text())["counts"] == {"n": 1}
+    c = store.ensure("stage", {"k": 2}, {"in": "abc"}, build)
+    assert c.key != a.key and len(calls) == 2
+
+
+def test_failed_build_leaves_nothing(tmp_path):
+    store = ArtifactStore(tmp_path)
+
+    def build(workdir):
+        (workdir / "half.txt").write_text("half")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        store.ensure("stage", {}, {}, build)
+    assert [p.name for p in (tmp_path / "stage").iterdir() if not p.name.endswith(".lock")] == []

@@ -1,0 +1,89 @@
+"""The real pipeline on the embedded model: every artifact, reuse, sweeps, no leaked secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from alpagasus.main import run
+from tests.conftest import TINY
+
+CANARY = "sk-canary-7f3a9c1e5b"
+SECRET_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "WANDB_API_KEY")
+
+
+def _artifacts(root: Path) -> dict[str, list[Path]]:
+    base = root / "artifacts"
+    return {s.name: sorted(p for p in s.iterdir() if (p / "manifest.json").is_file())
+            for s in base.iterdir() if s.is_dir()}
+
+
+def _assert_no_canary(root: Path) -> None:
+    leaked = [p for p in root.rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()]
+    assert leaked == []
+
+
+def test_pipeline_builds_everything_then_reuses_it(tiny_cfg, tmp_path, monkeypatch, caplog):
+    for var in SECRET_VARS:
+        monkeypatch.setenv(var, CANARY)
+    caplog.set_level(logging.INFO, logger="alpagasus")
+    cfg = tiny_cfg()
+    score = run(cfg)
+
+    arts = _artifacts(tmp_path)
+    assert {k: len(v) for k, v in arts.items()} == {
+        "rate": 1, "select": 1, "train": 2, "generate": 2, "judge": 1, "report": 1}
+    ratings = (arts["rate"][0] / "ratings.jsonl").read_text().splitlines()
+    assert len(ratings) == 12
+    selected = json.loads((arts["select"][0] / "selected.json").read_text())
+    assert 0 < len(selected) <= 12
+    for train_dir in arts["train"]:
+        assert (train_dir / "model" / "adapter_model.safetensors").is_file()
+        assert not (train_dir / "checkpoints").exists()
+    answers = [json.loads(x) for x in (arts["generate"][0] / "answers.jsonl").read_text().splitlines()]
+    assert len(answers) == 3 and all("###" not in a["answer"] for a in answers)
+    report = json.loads((arts["report"][0] / "report.json").read_text())
+    overall = report["table"]["all"]
+    assert overall["win"] + overall["tie"] + overall["lose"] + overall["unparsed"] == 3
+    if overall["n"]:
+        assert score == overall["winning_score"]
+        assert score == (overall["win"] - overall["lose"]) / overall["n"] + 1
+    assert (arts["report"][0] / "win_tie_lose.png").read_bytes()[:4] == b"\x89PNG"
+    manifest = json.loads((arts["train"][0] / "manifest.json").read_text())
+    assert {"config", "inputs", "versions", "git_commit", "started", "finished", "counts"} <= set(manifest)
+    assert manifest["counts"]["steps"] == 3
+    wandb_runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(wandb_runs) == 1
+
+    caplog.clear()
+    mtimes = {p: p.stat().st_mtime for paths in arts.values() for p in paths}
+    assert run(cfg) == score
+    built = [r.message for r in caplog.records if "building artifact" in r.message]
+    assert built == []
+    assert {p: p.stat().st_mtime for p in mtimes} == mtimes
+    assert "done: 8 artifacts, 8 reused, 0 built" in caplog.text
+    _assert_no_canary(tmp_path)
+
+
+def test_threshold_sweep_rates_once(tmp_path):
+    """`alpagasus -m threshold=a,b`: one rating, one full-data model, one selection each."""
+    env = {**os.environ, **{v: CANARY for v in SECRET_VARS}}
+    overrides = [o for o in TINY if not o.startswith("threshold=")]
+    cmd = [sys.executable, "-m", "alpagasus", "-m", "threshold=0.5,1.0", "stage=train",
+           *overrides, f"paths.root={tmp_path}"]
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    arts = _artifacts(tmp_path)
+    assert len(arts["rate"]) == 1
+    assert len(arts["select"]) == 2
+    # selected@0.5, selected@1.0 (unless both keep the same items) and the shared full model
+    assert len(arts["train"]) in (2, 3)
+    full_inputs = [json.loads((p / "manifest.json").read_text())["inputs"]["dataset"]
+                   for p in arts["train"]]
+    assert sum(d.startswith("data/") for d in full_inputs) == 1
+    assert list((tmp_path / "multiruns").rglob(".hydra/config.yaml"))
+    _assert_no_canary(tmp_path)
