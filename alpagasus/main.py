@@ -35,14 +35,13 @@ def run(cfg: DictConfig) -> float | None:
     needs_train = cfg.stage not in ("rate", "select")
     if needs_train:
         train.validate(cfg)
-    store = ArtifactStore(cfg.paths.artifacts)
-    run_config = OmegaConf.to_container(cfg, resolve=True)
-    ctx = RunContext(cfg=cfg, store=store, tracker=Tracker(cfg.logger, {}, cfg.paths.wandb))
+    ctx = RunContext(cfg=cfg, store=ArtifactStore(cfg.paths.artifacts), tracker=Tracker.off())
+    _ = ctx.items
+    if needs_tests:
+        _ = ctx.testsets
+    # Only once the inputs are known good: a bad file leaves no W&B run behind either.
+    ctx.tracker = Tracker(cfg.logger, OmegaConf.to_container(cfg, resolve=True), cfg.paths.wandb)
     try:
-        _ = ctx.items
-        if needs_tests:
-            _ = ctx.testsets
-        ctx.tracker.run and ctx.tracker.run.config.update(run_config)
         targets = {
             "rate": lambda: rate.run(ctx),
             "select": lambda: select.run(ctx),

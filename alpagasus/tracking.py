@@ -42,6 +42,10 @@ class Tracker:
         )
         log.info("W&B %s run %s in %s", cfg.mode, self.run.id, self.run.dir)
 
+    @classmethod
+    def off(cls) -> Tracker:
+        return cls(LoggerConfig(name="off", enabled=False), {}, ".")
+
     @property
     def enabled(self) -> bool:
         return self.run is not None

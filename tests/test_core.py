@@ -50,10 +50,14 @@ def test_order_verdict_and_paper_combination():
 
 def test_tally_winning_score():
     verdicts = ["win"] * 5 + ["tie"] * 3 + ["lose"] * 2 + ["unparsed"]
-    table = tally([{"testset": "koala", "verdict": v} for v in verdicts])
+    rows = [{"testset": "koala", "verdict": v, "verdict_a_first": v, "verdict_b_first": v}
+            for v in verdicts]
+    rows[5].update(verdict_a_first="win", verdict_b_first="lose")  # a tie by position bias
+    table = tally(rows)
     row = table["koala"]
     assert (row["win"], row["tie"], row["lose"], row["unparsed"], row["n"]) == (5, 3, 2, 1, 10)
     assert row["winning_score"] == pytest.approx((5 - 2) / 10 + 1)
+    assert row["order_agreement"] == pytest.approx(9 / 10)
     assert table["all"] == row
 
 

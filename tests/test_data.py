@@ -86,7 +86,7 @@ def test_bad_data_stops_run_before_anything_is_written(tiny_cfg, tmp_path, monke
 
     monkeypatch.setattr("alpagasus.models.load_for_inference", no_model)
     monkeypatch.setattr("alpagasus.models.resolve_model_path", no_model)
-    cfg = tiny_cfg("data=json", f"data.path={bad}", "logger.enabled=false")
+    cfg = tiny_cfg("data=json", f"data.path={bad}")
     with pytest.raises(DataError, match=r"bad\.json: index 0: field 'output' must be a string"):
         run(cfg)
-    assert not (tmp_path / "artifacts").exists()
+    assert not (tmp_path / "artifacts").exists() and not (tmp_path / "wandb").exists()

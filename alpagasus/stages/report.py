@@ -21,29 +21,37 @@ PLOT = "win_tie_lose.png"
 
 
 def tally(judgments: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per test set and overall ("all"): win, tie, lose, unparsed, n, winning_score."""
+    """Per test set and overall ("all"): win, tie, lose, unparsed, n, winning_score.
+
+    ``order_agreement``: the fraction of scored prompts whose two orders gave the same
+    verdict; low values mean the judge's position bias decided the outcome.
+    """
     groups: dict[str, Counter[str]] = defaultdict(Counter)
     for j in judgments:
-        groups[j["testset"]][j["verdict"]] += 1
-        groups["all"][j["verdict"]] += 1
+        agree = j["verdict"] != "unparsed" and j.get("verdict_a_first") == j.get("verdict_b_first")
+        for name in (j["testset"], "all"):
+            groups[name][j["verdict"]] += 1
+            groups[name]["agree"] += agree
     table = {}
     for name, c in groups.items():
         n = c["win"] + c["tie"] + c["lose"]
         table[name] = {
             "win": c["win"], "tie": c["tie"], "lose": c["lose"], "unparsed": c["unparsed"],
             "n": n, "winning_score": round((c["win"] - c["lose"]) / n + 1, 4) if n else None,
+            "order_agreement": round(c["agree"] / n, 4) if n else None,
         }
     return dict(sorted(table.items(), key=lambda kv: (kv[0] == "all", kv[0])))
 
 
 def format_table(table: dict[str, dict[str, Any]], title: str) -> str:
     lines = [f"{title}", "",
-             "| test set | win | tie | lose | unparsed | N | winning score |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| test set | win | tie | lose | unparsed | N | winning score | order agreement |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in table.items():
         ws = "n/a" if r["winning_score"] is None else f"{r['winning_score']:.3f}"
+        agree = "n/a" if r["order_agreement"] is None else f"{r['order_agreement']:.0%}"
         lines.append(f"| {name} | {r['win']} | {r['tie']} | {r['lose']} | {r['unparsed']} "
-                     f"| {r['n']} | {ws} |")
+                     f"| {r['n']} | {ws} | {agree} |")
     return "\n".join(lines)
 
 
@@ -66,7 +74,7 @@ def plot(table: dict[str, dict[str, Any]], title: str, path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("prompts (each judged in both answer orders)")
     ax.set_title(title, fontsize=10)
-    ax.legend(loc="lower right", ncol=3, fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -89,15 +97,15 @@ def _run(ctx: RunContext) -> Artifact:
         (workdir / REPORT).write_text(json.dumps(report, indent=2))
         (workdir / "report.md").write_text(format_table(table, label) + "\n")
         plot(table, label, workdir / PLOT)
-        return {"winning_score": table["all"]["winning_score"], **{
-            f"{k}": table["all"][k] for k in ("win", "tie", "lose", "unparsed", "n")}}
+        return {k: table["all"][k] for k in ("winning_score", "order_agreement", "win", "tie",
+                                             "lose", "unparsed", "n")}
 
     artifact = ctx.store.ensure("report", {"label": label}, {"judgments": judged.key}, build)
     report = json.loads((artifact.path / REPORT).read_text())
     print("\n" + format_table(report["table"], report["title"]))
     print(f"\nplot: {artifact.path / PLOT}")
     ctx.tracker.log_table("report/win_tie_lose", ["test set", "win", "tie", "lose", "unparsed",
-                                                  "n", "winning_score"],
+                                                  "n", "winning_score", "order_agreement"],
                           [[k, *v.values()] for k, v in report["table"].items()])
     ctx.tracker.log_image("report/plot", artifact.path / PLOT)
     return ctx.finish_stage(artifact)
