@@ -26,7 +26,7 @@ register_configs()
 
 def run(cfg: DictConfig) -> float | None:
     """Run the target stage (and what it needs); return the winning score if judged."""
-    from alpagasus.stages import generate, judge, rate, report, select, train
+    from alpagasus.stages import export, generate, judge, rate, report, select, train
 
     if cfg.stage not in STAGES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)}, got '{cfg.stage}'")
@@ -37,6 +37,10 @@ def run(cfg: DictConfig) -> float | None:
         train.validate(cfg)
     store = ArtifactStore(cfg.paths.artifacts)
     run_config = OmegaConf.to_container(cfg, resolve=True)
+    if needs_train:
+        # LoRA targets and context length from the model's config: still no weights loaded,
+        # and before rating, so a typo does not cost a rating pass first.
+        train.preflight(cfg, Path(cfg.paths.cache).expanduser())
     ctx = RunContext(cfg=cfg, store=store, tracker=Tracker(cfg.logger, {}, cfg.paths.wandb))
     try:
         _ = ctx.items
@@ -47,6 +51,7 @@ def run(cfg: DictConfig) -> float | None:
             "rate": lambda: rate.run(ctx),
             "select": lambda: select.run(ctx),
             "train": lambda: (train.run(ctx, "selected"), train.run(ctx, "full")),
+            "export": lambda: export.run(ctx),
             "generate": lambda: (generate.run(ctx, "selected"), generate.run(ctx, "full")),
             "judge": lambda: judge.run(ctx),
             "report": lambda: report.run(ctx),
