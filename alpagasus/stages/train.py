@@ -168,7 +168,9 @@ def _run(ctx: RunContext, variant: Variant) -> Artifact:
         # Every rank must enter the Trainer together; rank 0 alone publishes the artifact.
         from accelerate import PartialState
 
-        state = PartialState()
+        # cpu=True: without it accelerate sees no distributed CPU job (gloo) and the ranks
+        # would each train alone, then deadlock at the first collective.
+        state = PartialState(cpu=default_device() != "cuda")
         artifact = ctx.store.ensure_collective(
             "train", config, inputs, build, state.is_main_process, state.wait_for_everyone
         )
