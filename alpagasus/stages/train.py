@@ -253,10 +253,43 @@ def make_collator(tok, packing: bool):
     return DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
 
 
+def training_arguments(cfg: Config, workdir: Path, report_to: list[str]):
+    from transformers import TrainingArguments
+
+    tc = cfg.train
+    accumulation = gradient_accumulation(tc.effective_batch_size, tc.per_device_batch_size,
+                                         world_size())
+    device = default_device()
+    return TrainingArguments(
+        output_dir=str(workdir / "checkpoints"),
+        num_train_epochs=tc.epochs,
+        max_steps=tc.max_steps,
+        learning_rate=tc.learning_rate,
+        per_device_train_batch_size=tc.per_device_batch_size,
+        gradient_accumulation_steps=accumulation,
+        warmup_steps=tc.warmup_ratio,  # a float < 1 is a ratio of the total steps
+        lr_scheduler_type=tc.lr_scheduler,
+        weight_decay=tc.weight_decay,
+        logging_steps=tc.logging_steps,
+        save_steps=tc.save_steps,
+        save_total_limit=1,
+        seed=tc.seed,
+        data_seed=tc.seed,
+        bf16=training_dtype(device) == torch.bfloat16,
+        use_cpu=device != "cuda",
+        report_to=report_to,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,
+        # Packed rows hold no padding; padded batches carry an attention mask to count by.
+        include_num_input_tokens_seen="all" if tc.packing else "non_padding",
+    )
+
+
 def train(cfg: Config, items: list[Item], workdir: Path, ctx: RunContext,
           callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     from datasets import Dataset
-    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers import Trainer, set_seed
 
     from alpagasus.training import GradientGuard, ThroughputCallback
 
@@ -274,33 +307,7 @@ def train(cfg: Config, items: list[Item], workdir: Path, ctx: RunContext,
         if cfg.lora.enabled:
             model.enable_input_require_grads()
 
-    accumulation = gradient_accumulation(tc.effective_batch_size, tc.per_device_batch_size,
-                                         world_size())
-    device = default_device()
-    args = TrainingArguments(
-        output_dir=str(workdir / "checkpoints"),
-        num_train_epochs=tc.epochs,
-        max_steps=tc.max_steps,
-        learning_rate=tc.learning_rate,
-        per_device_train_batch_size=tc.per_device_batch_size,
-        gradient_accumulation_steps=accumulation,
-        warmup_steps=tc.warmup_ratio,  # a float < 1 is a ratio of the total steps
-        lr_scheduler_type=tc.lr_scheduler,
-        weight_decay=tc.weight_decay,
-        logging_steps=tc.logging_steps,
-        save_steps=tc.save_steps,
-        save_total_limit=1,
-        seed=tc.seed,
-        data_seed=tc.seed,
-        bf16=training_dtype(device) == torch.bfloat16,
-        use_cpu=device != "cuda",
-        report_to=["wandb"] if ctx.tracker.enabled else [],
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        ddp_find_unused_parameters=False,
-        # Packed rows hold no padding; padded batches carry an attention mask to count by.
-        include_num_input_tokens_seen="all" if tc.packing else "non_padding",
-    )
+    args = training_arguments(cfg, workdir, report_to=["wandb"] if ctx.tracker.enabled else [])
     trainer = Trainer(model=model, args=args, train_dataset=dataset,
                       data_collator=make_collator(tok, tc.packing), processing_class=tok)
     # First, so W&B (and log_history) see the metrics it adds to each log.
