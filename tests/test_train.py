@@ -165,6 +165,16 @@ def test_gradient_guard_stops_training_without_gradients():
     GradientGuard().on_pre_optimizer_step(args, None, None, model=model)  # fine
 
 
+def test_all_linear_lora_with_gradient_checkpointing_trains(compose_cfg, tiny_dir, tmp_path):
+    cfg = compose_cfg(*TINY_TRAIN, "train.max_steps=2", f"model.name_or_path={tiny_dir}",
+                      "lora=all_linear", "train.gradient_checkpointing=true")
+    counts = train(cfg, ITEMS, tmp_path, fake_ctx(tmp_path))  # GradientGuard checked step 1
+    assert counts["steps"] == 2 and counts["adapter"]
+    adapter = json.loads((tmp_path / "model" / "adapter_config.json").read_text())
+    assert {m.rsplit(".", 1)[-1] for m in adapter["target_modules"]} == {"q_proj", "k_proj", "v_proj", "o_proj",
+                                              "gate_proj", "up_proj", "down_proj"}
+
+
 # --- resume ---------------------------------------------------------------------------------
 
 
