@@ -155,6 +155,39 @@ def test_qlora_step_gives_every_lora_parameter_a_gradient(compose_cfg, tiny_dir,
     assert dead == []
 
 
+def test_gradient_guard_catches_a_4bit_model_that_generated_before(tmp_path):
+    """The trap itself: bitsandbytes repacks 4-bit weights for CPU inference in generate(),
+    after which the LoRA layers on top get no gradient at all."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=1000, hidden_size=128, intermediate_size=256,
+                                 num_hidden_layers=1, num_attention_heads=4,
+                                 num_key_value_heads=2)).save_pretrained(tmp_path)
+    ids = torch.randint(0, 1000, (1, 12))
+    guard_args = SimpleNamespace(fsdp=None, deepspeed=None)
+
+    def adapted(generate_first: bool):
+        model = AutoModelForCausalLM.from_pretrained(
+            tmp_path, dtype=torch.bfloat16, quantization_config=BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16))
+        if generate_first:
+            model.generate(ids, max_new_tokens=2, do_sample=False)
+        model = get_peft_model(prepare_model_for_kbit_training(model), LoraConfig(
+            r=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+        model.train()
+        model(input_ids=ids, labels=ids).loss.backward()
+        return model
+
+    GradientGuard().on_pre_optimizer_step(guard_args, None, None, model=adapted(False))
+    reused = adapted(True)
+    if all(p.grad is not None for p in reused.parameters() if p.requires_grad):
+        pytest.skip("this CPU's bitsandbytes does not repack weights in generate()")
+    with pytest.raises(DeadGradientError, match="fresh model"):
+        GradientGuard().on_pre_optimizer_step(guard_args, None, None, model=reused)
+
+
 def test_gradient_guard_stops_training_without_gradients():
     model = torch.nn.Linear(2, 2)  # a "trained" model whose backward produced nothing
     args = SimpleNamespace(fsdp=None, deepspeed=None)
