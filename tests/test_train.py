@@ -263,6 +263,16 @@ def test_bad_config_fails_before_loading_weights(tiny_cfg, tiny_dir, tmp_path, m
     assert not (tmp_path / "artifacts").exists()  # not even rated first
 
 
+def test_effective_batch_must_split_over_the_launched_devices(tiny_cfg, tiny_dir, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")  # as accelerate launch / torchrun set it
+    cfg = tiny_cfg("stage=train", f"model.name_or_path={tiny_dir}", "logger.mode=disabled",
+                   "train.per_device_batch_size=2", "train.effective_batch_size=4")
+    with pytest.raises(TrainConfigError, match="not a multiple of 2 x 3 devices"):
+        run(cfg)
+    assert not (tmp_path / "artifacts").exists()
+
+
 # --- export ---------------------------------------------------------------------------------
 
 

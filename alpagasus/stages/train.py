@@ -59,6 +59,8 @@ def validate(cfg: Config) -> None:
         )
     if cfg.train.effective_batch_size % cfg.train.per_device_batch_size:
         raise TrainConfigError("train.effective_batch_size must be a multiple of per_device_batch_size")
+    gradient_accumulation(cfg.train.effective_batch_size, cfg.train.per_device_batch_size,
+                          world_size())  # under a multi-process launch: fails before rating
     if cfg.export.variant not in ("selected", "full", "both"):
         raise TrainConfigError(f"export.variant must be selected, full or both, got "
                                f"'{cfg.export.variant}'")
