@@ -7,7 +7,11 @@ attention within each example (needs use_cache=False while training).
 
 Output: model/ (a LoRA adapter or full weights, plus tokenizer) and train_log.json.
 Checkpoints live in the artifact's partial folder until the run ends, so rerunning the same
-command after an interrupt resumes from the last one.
+command after an interrupt resumes from the last one. Under `accelerate launch`/torchrun all
+ranks train together and rank 0 publishes the artifact (ArtifactStore.ensure_collective).
+
+Every check that needs no weights (preflight) runs before any is loaded: LoRA targets are
+matched against the architecture built on the meta device, max length against the context.
 """
 
 from __future__ import annotations
