@@ -134,22 +134,68 @@ class ArtifactStore:
                 if not resumable:
                     shutil.rmtree(workdir, ignore_errors=True)
                 raise
-            manifest = {
-                "stage": stage,
-                "key": key,
-                "config": config,
-                "inputs": inputs,
-                "counts": counts,
-                "versions": package_versions(),
-                "git_commit": git_commit(),
-                "started": started,
-                "finished": time.time(),
-                "seconds": round(time.time() - started, 3),
-            }
-            write_json_atomic(workdir / MANIFEST, manifest)
-            final = self.path(stage, key)
-            if final.exists():  # a stale, manifest-less directory from an older layout
-                shutil.rmtree(final)
-            os.replace(workdir, final)
-            log.info("[%s] wrote %s in %.1fs", stage, final, manifest["seconds"])
-            return Artifact(stage, key, final, reused=False)
+            return self._publish(stage, key, config, inputs, counts, started, workdir)
+
+    def ensure_collective(
+        self,
+        stage: str,
+        config: dict[str, Any],
+        inputs: dict[str, str],
+        build: Callable[[Path], dict[str, Any]],
+        is_main: bool,
+        barrier: Callable[[], None],
+    ) -> Artifact:
+        """ensure() for a build that every process of a distributed job runs together.
+
+        All ranks build in the same (resumable) workdir; rank 0 holds the lock and publishes
+        the manifest, the others wait at the barrier and then see the finished artifact.
+        A per-rank lock would deadlock: rank 0 would wait inside the build for rank 1.
+        """
+        key = artifact_key(config, inputs)
+        found = self.find(stage, key)
+        barrier()  # all ranks decided on the same state before anyone builds
+        if found:
+            log.info("[%s] reusing artifact %s", stage, found.path)
+            return found
+        workdir = self.root / stage / f".partial-{key}"
+        lock = FileLock(str(self.root / stage / f".{key}.lock"))
+        if is_main:
+            (self.root / stage).mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+            workdir.mkdir(exist_ok=True)
+        barrier()
+        try:
+            log.info("[%s] building artifact %s (collectively)", stage, key)
+            started = time.time()
+            counts = build(workdir)
+            barrier()
+            if is_main:
+                self._publish(stage, key, config, inputs, counts, started, workdir)
+            barrier()
+        finally:
+            if is_main:
+                lock.release()
+        return Artifact(stage, key, self.path(stage, key), reused=False)
+
+    def _publish(self, stage: str, key: str, config: dict[str, Any], inputs: dict[str, str],
+                 counts: dict[str, Any], started: float, workdir: Path) -> Artifact:
+        """Write the manifest and rename the finished workdir into place."""
+        manifest = {
+            "stage": stage,
+            "key": key,
+            "config": config,
+            "inputs": inputs,
+            "counts": counts,
+            "versions": package_versions(),
+            "git_commit": git_commit(),
+            "started": started,
+            "finished": time.time(),
+            "seconds": round(time.time() - started, 3),
+        }
+        write_json_atomic(workdir / MANIFEST, manifest)
+        final = self.path(stage, key)
+        if final.exists():  # a stale, manifest-less directory from an older layout
+            shutil.rmtree(final)
+        os.replace(workdir, final)
+        log.info("[%s] wrote %s in %.1fs", stage, final, manifest["seconds"])
+        return Artifact(stage, key, final, reused=False)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-STAGES = ("rate", "select", "train", "generate", "judge", "report", "pipeline")
+STAGES = ("rate", "select", "train", "export", "generate", "judge", "report", "pipeline")
 
 
 @dataclass
@@ -21,7 +21,9 @@ class ModelConfig:
     name_or_path: str = MISSING
     context_length: int | None = None  # None: read from the model config
     dtype: str = "auto"  # auto: bf16 on a GPU that supports it, fp32 on CPU
-    attn_implementation: str = "sdpa"
+    # auto: flash_attention_2 (varlen kernels for packed rows) on a GPU when flash-attn is
+    # installed, else sdpa; or name one explicitly (sdpa | eager | flash_attention_2).
+    attn_implementation: str = "auto"
     trust_remote_code: bool = False
 
 
@@ -67,6 +69,7 @@ class LoraConfig:
     r: int = 8
     alpha: int = 32
     dropout: float = 0.05
+    # Module names (last path component), or ["all-linear"]: every linear layer but the head.
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
 
 
@@ -118,6 +121,12 @@ class TrainConfig:
 
 
 @dataclass
+class ExportConfig:
+    variant: str = "selected"  # selected | full | both: which trained model(s) to export
+    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32
+
+
+@dataclass
 class GenerateConfig:
     max_new_tokens: int = 256
     batch_size: int = 8
@@ -160,6 +169,7 @@ class Config:
     data: DataConfig = MISSING
     testsets: TestsetsConfig = MISSING
     train: TrainConfig = MISSING
+    export: ExportConfig = field(default_factory=ExportConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     logger: LoggerConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)

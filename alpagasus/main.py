@@ -26,7 +26,7 @@ register_configs()
 
 def run(cfg: DictConfig) -> float | None:
     """Run the target stage (and what it needs); return the winning score if judged."""
-    from alpagasus.stages import generate, judge, rate, report, select, train
+    from alpagasus.stages import export, generate, judge, rate, report, select, train
 
     if cfg.stage not in STAGES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)}, got '{cfg.stage}'")
@@ -39,6 +39,10 @@ def run(cfg: DictConfig) -> float | None:
     _ = ctx.items
     if needs_tests:
         _ = ctx.testsets
+    if needs_train:
+        # LoRA targets and context length from the model's config: still no weights loaded,
+        # and before rating, so a typo does not cost a rating pass first.
+        train.preflight(cfg, ctx.cache_dir)
     # Only once the inputs are known good: a bad file leaves no W&B run behind either.
     ctx.tracker = Tracker(cfg.logger, OmegaConf.to_container(cfg, resolve=True), cfg.paths.wandb)
     try:
@@ -46,6 +50,7 @@ def run(cfg: DictConfig) -> float | None:
             "rate": lambda: rate.run(ctx),
             "select": lambda: select.run(ctx),
             "train": lambda: (train.run(ctx, "selected"), train.run(ctx, "full")),
+            "export": lambda: export.run(ctx),
             "generate": lambda: (generate.run(ctx, "selected"), generate.run(ctx, "full")),
             "judge": lambda: judge.run(ctx),
             "report": lambda: report.run(ctx),

@@ -22,7 +22,8 @@ class Tracker:
     def __init__(self, cfg: LoggerConfig, run_config: dict[str, Any], wandb_dir: str | Path,
                  name: str | None = None):
         self.run = None
-        if not cfg.enabled or cfg.mode == "disabled":
+        # Under accelerate launch every rank runs the job; only rank 0 keeps a W&B run.
+        if not cfg.enabled or cfg.mode == "disabled" or int(os.environ.get("RANK", "0")) != 0:
             return
         import wandb
 

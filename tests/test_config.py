@@ -14,7 +14,8 @@ from omegaconf.errors import ValidationError
 
 from alpagasus.main import CONF_DIR
 
-GROUPS = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir())
+# conf/accelerate holds plain accelerate launch files, not a Hydra group.
+GROUPS = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir() and p.name != "accelerate")
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((Path(CONF_DIR) / g).glob("*.yaml"))]
 # Options whose required values (???) the user must supply on the command line.
 REQUIRED = {

@@ -7,15 +7,22 @@ attention within each example (needs use_cache=False while training).
 
 Output: model/ (a LoRA adapter or full weights, plus tokenizer) and train_log.json.
 Checkpoints live in the artifact's partial folder until the run ends, so rerunning the same
-command after an interrupt resumes from the last one.
+command after an interrupt resumes from the last one. Under `accelerate launch`/torchrun all
+ranks train together and rank 0 publishes the artifact (ArtifactStore.ensure_collective).
+
+Every check that needs no weights (preflight) runs before any is loaded: LoRA targets are
+matched against the architecture built on the meta device, max length against the context.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
+import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +54,8 @@ def validate(cfg: Config) -> None:
         raise TrainConfigError(
             f"quant={cfg.quant.name} trains adapters only: add a LoRA (e.g. lora=paper)"
         )
+    if cfg.lora.enabled and not cfg.lora.target_modules:
+        raise TrainConfigError(f"lora={cfg.lora.name} names no target module")
     if cfg.model.context_length and cfg.train.max_length > cfg.model.context_length:
         raise TrainConfigError(
             f"train.max_length={cfg.train.max_length} exceeds the context of model "
@@ -54,6 +63,64 @@ def validate(cfg: Config) -> None:
         )
     if cfg.train.effective_batch_size % cfg.train.per_device_batch_size:
         raise TrainConfigError("train.effective_batch_size must be a multiple of per_device_batch_size")
+    gradient_accumulation(cfg.train.effective_batch_size, cfg.train.per_device_batch_size,
+                          world_size())  # under a multi-process launch: fails before rating
+    if cfg.export.variant not in ("selected", "full", "both"):
+        raise TrainConfigError(f"export.variant must be selected, full or both, got "
+                               f"'{cfg.export.variant}'")
+
+
+def preflight(cfg: Config, cache_dir: Path) -> str:
+    """validate() plus the checks that need the model's config, but still no weights.
+
+    The architecture is instantiated on the meta device (no memory, no weights) so LoRA
+    targets are checked against the real module names, and the context length is read from
+    the model config when the model group does not give it. Returns the model path.
+    """
+    from transformers import AutoConfig
+
+    validate(cfg)
+    path = resolve_model_path(cfg.model.name_or_path, cache_dir)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise TrainConfigError(f"cannot read the config of model '{path}': {e}") from e
+    context = cfg.model.context_length or getattr(config, "max_position_embeddings", None)
+    if context and cfg.train.max_length > context:
+        raise TrainConfigError(
+            f"train.max_length={cfg.train.max_length} exceeds the context of model "
+            f"'{cfg.model.name}' ({context} tokens)"
+        )
+    if cfg.lora.enabled:
+        check_lora_targets(list(cfg.lora.target_modules), module_names(config, cfg))
+    return path
+
+
+def module_names(config, cfg: Config) -> dict[str, str]:
+    """Qualified module name -> class name, from the architecture alone (meta device)."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(
+            config, trust_remote_code=cfg.model.trust_remote_code
+        )
+    return {name: type(module).__name__ for name, module in model.named_modules() if name}
+
+
+def check_lora_targets(targets: list[str], modules: dict[str, str]) -> None:
+    """Every target must name at least one module (peft's suffix match), else fail now."""
+    if targets == ["all-linear"]:
+        if not any(kind == "Linear" for kind in modules.values()):
+            raise TrainConfigError("lora target all-linear: the model has no linear layer")
+        return
+    if "all-linear" in targets:
+        raise TrainConfigError("lora target all-linear must be the only target")
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in modules)]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, kind in modules.items() if kind == "Linear"})
+        raise TrainConfigError(
+            f"LoRA target modules not in the model: {missing} (its linear layers: {linear})"
+        )
 
 
 def tokenize_item(tok, item: Item, max_length: int) -> dict[str, list[int]] | None:
@@ -77,6 +144,11 @@ def gradient_accumulation(effective: int, per_device: int, world_size: int) -> i
     return effective // per_step
 
 
+def world_size() -> int:
+    """Processes in this training job (set by accelerate launch / torchrun), before init."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def run(ctx: RunContext, variant: Variant) -> Artifact:
     return ctx.once(f"train/{variant}", lambda: _run(ctx, variant))
 
@@ -94,17 +166,53 @@ def _run(ctx: RunContext, variant: Variant) -> Artifact:
     config = {k: ctx.section(k) for k in ("model", "lora", "quant", "train")}
     for section in config.values():
         section.pop("name", None)  # a preset's name does not change the weights
-    artifact = ctx.store.ensure(
-        "train", config, inputs, lambda workdir: train(cfg, items, workdir, ctx), resumable=True
-    )
+
+    def build(workdir: Path) -> dict[str, Any]:
+        return train(cfg, items, workdir, ctx)
+
+    if world_size() > 1:
+        # Every rank must enter the Trainer together; rank 0 alone publishes the artifact.
+        from accelerate import PartialState
+
+        # cpu=True: without it accelerate sees no distributed CPU job (gloo) and the ranks
+        # would each train alone, then deadlock at the first collective.
+        state = PartialState(cpu=default_device() != "cuda")
+        artifact = ctx.store.ensure_collective(
+            "train", config, inputs, build, state.is_main_process, state.wait_for_everyone
+        )
+    else:
+        artifact = ctx.store.ensure("train", config, inputs, build, resumable=True)
     return ctx.finish_stage(artifact)
 
 
+def attn_implementation(requested: str, device: str) -> str:
+    """auto: flash-attn varlen kernels for packed rows when available, else sdpa."""
+    if requested != "auto":
+        return requested
+    if device == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def training_dtype(device: str) -> torch.dtype:
+    if device == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
 def load_trainable_model(cfg: Config, path: str):
+    """Always a fresh model from disk, never an object that has served generate().
+
+    A 4-bit bitsandbytes model that has generated before keeps state that silently stops
+    the LoRA gradients, so training takes a path, not a model (GradientGuard checks it too).
+    """
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     device = default_device()
-    kwargs: dict[str, Any] = {"attn_implementation": cfg.model.attn_implementation}
+    kwargs: dict[str, Any] = {
+        "attn_implementation": attn_implementation(cfg.model.attn_implementation, device),
+        "trust_remote_code": cfg.model.trust_remote_code,
+    }
     if cfg.quant.mode != "none":
         compute = getattr(torch, cfg.quant.compute_dtype)
         if cfg.quant.mode == "nf4":
@@ -115,65 +223,57 @@ def load_trainable_model(cfg: Config, path: str):
         else:
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
         kwargs["dtype"] = compute
+        if device == "cuda":  # one device per process: quantised weights cannot move later
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     else:
-        kwargs["dtype"] = torch.bfloat16 if device == "cuda" else torch.float32
+        kwargs["dtype"] = training_dtype(device)
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.config.use_cache = False  # per-example attention in packed rows needs it
     if cfg.quant.mode != "none":
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=cfg.train.gradient_checkpointing
+            model, use_gradient_checkpointing=cfg.train.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
         )
     if cfg.lora.enabled:
         from peft import LoraConfig, get_peft_model
 
-        names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-        missing = [t for t in cfg.lora.target_modules if t not in names and t != "all-linear"]
-        if missing:
-            raise TrainConfigError(f"LoRA target modules not in the model: {missing}")
+        targets = list(cfg.lora.target_modules)
         model = get_peft_model(model, LoraConfig(
             r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-            target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM",
+            target_modules="all-linear" if targets == ["all-linear"] else targets,
+            task_type="CAUSAL_LM",
         ))
     return model
 
 
-def train(cfg: Config, items: list[Item], workdir: Path, ctx: RunContext) -> dict[str, Any]:
-    from datasets import Dataset
-    from transformers import (
-        DataCollatorForSeq2Seq,
-        DataCollatorWithFlattening,
-        Trainer,
-        TrainingArguments,
-    )
+def make_collator(tok, packing: bool):
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
+
+    if packing:
+        # One row per batch, position_ids restarting at 0 per example: the attention mask
+        # is rebuilt block-diagonal from them (sdpa/eager) or varlen (flash-attn). The first
+        # label of each example becomes -100 so no example learns to predict the next one.
+        return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
+    return DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
+
+
+def training_arguments(cfg: Config, workdir: Path, report_to: list[str]):
+    from transformers import TrainingArguments
 
     tc = cfg.train
-    path = resolve_model_path(cfg.model.name_or_path, ctx.cache_dir)
-    tok = load_tokenizer(path)
-    examples = [ex for it in items if (ex := tokenize_item(tok, it, tc.max_length))]
-    if not examples:
-        raise TrainConfigError("no training example has a response token within max_length")
-    dataset = Dataset.from_list(examples)
-    model = load_trainable_model(cfg, path)
-    if tc.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-
-    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-    accumulation = gradient_accumulation(tc.effective_batch_size, tc.per_device_batch_size, world)
-    if tc.packing:
-        collator = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
-    else:
-        collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
-    on_gpu = default_device() == "cuda"
-    args = TrainingArguments(
+    accumulation = gradient_accumulation(tc.effective_batch_size, tc.per_device_batch_size,
+                                         world_size())
+    device = default_device()
+    return TrainingArguments(
         output_dir=str(workdir / "checkpoints"),
         num_train_epochs=tc.epochs,
         max_steps=tc.max_steps,
         learning_rate=tc.learning_rate,
         per_device_train_batch_size=tc.per_device_batch_size,
         gradient_accumulation_steps=accumulation,
-        warmup_steps=tc.warmup_ratio,
+        warmup_steps=tc.warmup_ratio,  # a float < 1 is a ratio of the total steps
         lr_scheduler_type=tc.lr_scheduler,
         weight_decay=tc.weight_decay,
         logging_steps=tc.logging_steps,
@@ -181,35 +281,73 @@ def train(cfg: Config, items: list[Item], workdir: Path, ctx: RunContext) -> dic
         save_total_limit=1,
         seed=tc.seed,
         data_seed=tc.seed,
-        bf16=on_gpu and cfg.quant.mode == "none",
-        use_cpu=not on_gpu,
-        report_to=["wandb"] if ctx.tracker.enabled else [],
+        bf16=training_dtype(device) == torch.bfloat16,
+        use_cpu=device != "cuda",
+        report_to=report_to,
         remove_unused_columns=False,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,
         # Packed rows hold no padding; padded batches carry an attention mask to count by.
         include_num_input_tokens_seen="all" if tc.packing else "non_padding",
     )
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
+
+
+def train(cfg: Config, items: list[Item], workdir: Path, ctx: RunContext,
+          callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    from datasets import Dataset
+    from transformers import Trainer, set_seed
+
+    from alpagasus.training import GradientGuard, ThroughputCallback
+
+    tc = cfg.train
+    path = preflight(cfg, ctx.cache_dir)  # again here: train() is also called directly
+    set_seed(tc.seed)  # LoRA init and dropout, as well as the data order
+    tok = load_tokenizer(path)
+    examples = [ex for it in items if (ex := tokenize_item(tok, it, tc.max_length))]
+    if not examples:
+        raise TrainConfigError("no training example has a response token within max_length")
+    dataset = Dataset.from_list(examples)
+    model = load_trainable_model(cfg, path)
+    if tc.gradient_checkpointing and cfg.quant.mode == "none":
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if cfg.lora.enabled:
+            model.enable_input_require_grads()
+
+    args = training_arguments(cfg, workdir, report_to=["wandb"] if ctx.tracker.enabled else [])
+    trainer = Trainer(model=model, args=args, train_dataset=dataset,
+                      data_collator=make_collator(tok, tc.packing), processing_class=tok)
+    # First, so W&B (and log_history) see the metrics it adds to each log.
+    trainer.callback_handler.callbacks.insert(0, ThroughputCallback())
+    if cfg.lora.enabled:
+        trainer.add_callback(GradientGuard())
+    for callback in callbacks:
+        trainer.add_callback(callback)
     checkpoints = sorted((workdir / "checkpoints").glob("checkpoint-*"))
     if checkpoints:
         log.info("resuming from %s", checkpoints[-1])
     result = trainer.train(resume_from_checkpoint=bool(checkpoints))
 
     trainer.save_model(str(workdir / MODEL_DIR))
-    tok.save_pretrained(workdir / MODEL_DIR)
-    (workdir / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-    shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
     metrics = result.metrics
     tokens = int(trainer.state.num_input_tokens_seen or 0)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    if trainer.args.should_save:
+        tok.save_pretrained(workdir / MODEL_DIR)
+        (workdir / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+        shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
     return {
         "examples": len(examples),
         "dropped_too_long": len(items) - len(examples),
         "steps": trainer.state.global_step,
         "train_loss": round(float(metrics.get("train_loss", math.nan)), 6),
+        "final_loss": losses[-1] if losses else None,
         "tokens": tokens,
         "seconds": round(float(metrics.get("train_runtime", 0.0)), 2),
         "tokens_per_s": round(tokens / max(float(metrics.get("train_runtime", 1e-9)), 1e-9), 1),
+        "peak_memory_gib": ThroughputCallback.peak_memory_gib(),
+        "world_size": world_size(),
         "adapter": bool(cfg.lora.enabled),
+        "quant": cfg.quant.mode,
         "base_model": path,
     }
 

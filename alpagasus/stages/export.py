@@ -1,0 +1,69 @@
+"""Stage `export`: a trained model as one ready-to-serve HF folder (model/ + tokenizer).
+
+A LoRA adapter is merged into its base weights. For QLoRA the base is reloaded unquantised
+(bf16/fp32) and the adapter merged into that: merging into 4-bit weights would round the
+update away, and a bitsandbytes checkpoint is not what vLLM/TGI/llama.cpp serve. A full
+fine-tune is re-saved in the export dtype. `export.variant` picks the model(s).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from alpagasus.artifacts import Artifact
+from alpagasus.context import RunContext
+from alpagasus.models import default_device, load_tokenizer
+from alpagasus.stages import train
+from alpagasus.stages.train import Variant
+
+MODEL_DIR = "model"
+
+
+def run(ctx: RunContext) -> list[Artifact]:
+    variant = ctx.cfg.export.variant
+    variants: list[Variant] = ["selected", "full"] if variant == "both" else [variant]
+    return [ctx.once(f"export/{v}", lambda v=v: _run(ctx, v)) for v in variants]
+
+
+def export_dtype(name: str) -> torch.dtype:
+    if name == "auto":
+        return train.training_dtype(default_device())
+    return getattr(torch, name)
+
+
+def merged_model(base: str, adapter: str | None, dtype: torch.dtype):
+    """The base in full precision with the adapter merged in (or the model as it is)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)  # never quantised here
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    model.config.use_cache = True  # training turned it off; serving wants it
+    return model
+
+
+def _run(ctx: RunContext, variant: Variant) -> Artifact:
+    trained = train.run(ctx, variant)
+    dtype = export_dtype(ctx.cfg.export.dtype)
+
+    def build(workdir: Path) -> dict[str, Any]:
+        base, adapter = train.model_location(trained)
+        model = merged_model(base, adapter, dtype)
+        model.save_pretrained(workdir / MODEL_DIR)
+        load_tokenizer(adapter or base).save_pretrained(workdir / MODEL_DIR)
+        return {
+            "variant": variant,
+            "merged_adapter": adapter is not None,
+            "dequantised_base": trained.manifest["config"]["quant"]["mode"] != "none",
+            "dtype": str(dtype).removeprefix("torch."),
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
+
+    config = {"dtype": str(dtype).removeprefix("torch.")}
+    artifact = ctx.store.ensure("export", config, {"model": trained.key}, build)
+    return ctx.finish_stage(artifact)
