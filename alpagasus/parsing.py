@@ -9,6 +9,9 @@ import re
 from dataclasses import dataclass
 
 _NUMBER = r"(\d+(?:\.\d+)?)"
+# Bumped whenever a change here can change a score: it enters the rate/judge artifact keys,
+# so `rate.reparse=true` after a parser change builds a new artifact from the stored replies.
+PARSER_VERSION = 2
 
 
 @dataclass(frozen=True)
