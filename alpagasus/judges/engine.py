@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import inspect
 import logging
 import os
 import random
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 for _name in ("httpx", "httpx2"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
+_sleep = asyncio.sleep  # a seam for tests that check the waits
 RETRYABLE_STATUS = {408, 409, 429}  # and every 5xx (Anthropic's 529 "overloaded" included)
 MAX_RETRY_AFTER_S = 600.0
 
@@ -205,6 +207,7 @@ class AnthropicProvider:
         self.client = anthropic.AsyncAnthropic(api_key=_api_key(cfg), base_url=cfg.base_url,
                                                max_retries=0, timeout=cfg.request_timeout_s,
                                                http_client=http_client)
+        self._params = set(inspect.signature(self.client.messages.create).parameters)
 
     def body(self, messages: Messages) -> dict[str, Any]:
         # Anthropic takes the system prompt as a parameter, not as a message.
@@ -219,8 +222,12 @@ class AnthropicProvider:
         return body
 
     async def send(self, messages: Messages) -> tuple[str, int, int]:
+        body = self.body(messages)
+        # This SDK's messages.create() no longer names temperature/top_p; the Messages API
+        # still reads them from the JSON body, so they go through extra_body.
+        extra = {k: body.pop(k) for k in list(body) if k not in self._params}
         try:
-            r = await self.client.messages.create(**self.body(messages))
+            r = await self.client.messages.create(**body, extra_body=extra or None)
         except Exception as e:
             raise _classify(self.sdk, "Anthropic", e) from e
         return reply_from_anthropic(r.model_dump())
@@ -428,7 +435,7 @@ class ApiJudge:
                     usage.retries += 1
                     wait = e.wait if isinstance(e, _Retryable) and e.wait is not None else \
                         backoff_s(attempt, cfg.backoff_base_s, cfg.backoff_max_s, self._rng)
-                    await asyncio.sleep(wait)
+                    await _sleep(wait)
                     continue
                 latency = time.perf_counter() - t0
                 status, score = parse_for_cache(score_format, text)
