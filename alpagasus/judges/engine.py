@@ -204,9 +204,13 @@ class AnthropicProvider:
         import anthropic
 
         self.cfg, self.sdk = cfg, anthropic
-        self.client = anthropic.AsyncAnthropic(api_key=_api_key(cfg), base_url=cfg.base_url,
+        key = _api_key(cfg)
+        # This SDK sends the key as "Authorization: Bearer"; the Messages API documents (and
+        # Anthropic-protocol servers such as llm-katan require) the x-api-key header.
+        self.client = anthropic.AsyncAnthropic(api_key=key, base_url=cfg.base_url,
                                                max_retries=0, timeout=cfg.request_timeout_s,
-                                               http_client=http_client)
+                                               http_client=http_client,
+                                               default_headers={"x-api-key": key})
         self._params = set(inspect.signature(self.client.messages.create).parameters)
 
     def body(self, messages: Messages) -> dict[str, Any]:
