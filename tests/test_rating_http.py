@@ -361,3 +361,20 @@ def test_anthropic_message_batches(tmp_path):
         run()
     replies = run()
     assert [r.text for r in replies] == [f"4\nitem {i}" for i in range(6)]
+
+
+def test_a_request_past_its_timeout_is_retried(tmp_path, sleeps):
+    import asyncio
+
+    calls = []
+
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            await asyncio.sleep(30)  # hangs: the engine gives up after request_timeout_s
+        return httpx2.Response(200, json=openai_completion("4"))
+
+    judge = make(tmp_path, handler, judge_cfg(request_timeout_s=0.3))
+    assert [r.text for r in judge.complete(MESSAGES[:1], "rating")] == ["4"]
+    assert len(calls) == 2 and judge.usage.retries == 1
+    assert set(judge.usage.errors) <= {"timeout", "APITimeoutError"}

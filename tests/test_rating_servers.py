@@ -178,3 +178,25 @@ def test_transformers_serve_real_replies(tmp_path):
         assert all(r.text.strip() and 0 < r.output_tokens <= 8 and r.input_tokens > 0
                    for r in replies)
         assert judge.usage.requests == 2
+
+
+def test_two_jobs_rate_into_one_cache_at_once(tmp_path):
+    """Sweep jobs with overlapping data share the cache: both complete, one row per item."""
+    data = json.loads(alpaca_subset(tmp_path / "all.json", 300).read_text())
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(data[:200]))
+    second.write_text(json.dumps(data[100:]))
+    root = tmp_path / "out"
+    unique = len({json.dumps(x, sort_keys=True) for x in data})
+    with katan(tmp_path, "--latency-ms", "20") as server:
+        procs = [subprocess.Popen(_rate_cmd(root, d, server.url, "judge.concurrency=16"),
+                                  cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for d in (first, second)]
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
+        assert _stored(root / "cache" / "judge.sqlite") == unique
+        # An item both jobs sent before either stored it is paid twice, but stored once.
+        assert unique <= server.completed() <= unique + 100
+    rows = sorted(len(p.read_text().splitlines())
+                  for p in (root / "artifacts" / "rate").glob("*/ratings.jsonl"))
+    assert rows == [200, 200]

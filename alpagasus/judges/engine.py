@@ -428,9 +428,10 @@ class ApiJudge:
                 usage.attempts += 1
                 t0 = time.perf_counter()
                 try:
-                    async with asyncio.timeout(cfg.request_timeout_s):
-                        text, tin, tout = await provider.send(messages)
-                except (_Retryable, TimeoutError) as e:
+                    text, tin, tout = await asyncio.wait_for(provider.send(messages),
+                                                             cfg.request_timeout_s)
+                # asyncio.TimeoutError: distinct from TimeoutError before Python 3.11.
+                except (_Retryable, asyncio.TimeoutError) as e:  # noqa: UP041
                     kind = e.kind if isinstance(e, _Retryable) else "timeout"
                     usage.errors[kind] = usage.errors.get(kind, 0) + 1
                     if attempt == cfg.max_retries:
@@ -472,13 +473,19 @@ class ApiJudge:
                 bar.update(1)
                 postfix()
 
+        tasks = [asyncio.create_task(worker())
+                 for _ in range(max(1, min(cfg.concurrency, len(todo))))]
         try:
-            async with asyncio.TaskGroup() as tg:
-                for _ in range(max(1, min(cfg.concurrency, len(todo)))):
-                    tg.create_task(worker())
-        except* JudgeRequestError as eg:
-            raise eg.exceptions[0] from None
+            # The first error that retrying cannot fix stops every worker (Python 3.10 has no
+            # TaskGroup); replies already stored stay in the cache.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             bar.set_postfix_str(f"tok {usage.input_tokens}+{usage.output_tokens} "
                                 f"${usage.cost_usd:.4f} retries {usage.retries}")
             bar.close()
