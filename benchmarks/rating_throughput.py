@@ -147,11 +147,14 @@ def main() -> None:
             rows.append(("bare SDK", c, len(reqs) / wall, c / lat, cpu, len(reqs)))
     print(f"\n{args.items} items, server latency {args.latency_ms} ms, "
           f"{os.cpu_count()} CPU cores (client and server share them)\n")
-    print("| client | C | req/s | ideal C/latency | /ideal | /reference | client CPU ms/req |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| client | C | req/s | ideal C/latency | /ideal | /bare SDK | /reference "
+          "| client CPU ms/req |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     bare_cpu = {r[1]: r[4] / r[5] for r in rows if r[0] == "bare SDK"}
+    bare_rps = {r[1]: r[2] for r in rows if r[0] == "bare SDK"}
     for name, c, rps, ideal, cpu, n in rows:
-        print(f"| {name} | {c} | {rps:.1f} | {ideal:.0f} | {rps / ideal:.2f} | "
+        vs_bare = f"{rps / bare_rps[c]:.2f}" if c in bare_rps else "-"
+        print(f"| {name} | {c} | {rps:.1f} | {ideal:.0f} | {rps / ideal:.2f} | {vs_bare} | "
               f"{rps / ref_rps:.1f}x | {1000 * cpu / n:.2f} |")
     print("\nengine CPU over the bare SDK call: " + ", ".join(
         f"C={r[1]}: {100 * (r[4] / r[5] / bare_cpu[r[1]] - 1):+.0f}%" for r in rows
