@@ -43,6 +43,7 @@ for _name in ("httpx", "httpx2"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 _sleep = asyncio.sleep  # a seam for tests that check the waits
+_timeout = getattr(asyncio, "timeout", None)  # Python >= 3.11
 RETRYABLE_STATUS = {408, 409, 429}  # and every 5xx (Anthropic's 529 "overloaded" included)
 MAX_RETRY_AFTER_S = 600.0
 
@@ -438,8 +439,12 @@ class ApiJudge:
                 usage.attempts += 1
                 t0 = time.perf_counter()
                 try:
-                    text, tin, tout = await asyncio.wait_for(provider.send(messages),
-                                                             cfg.request_timeout_s)
+                    if _timeout is not None:  # no extra task per request (Python >= 3.11)
+                        async with _timeout(cfg.request_timeout_s):
+                            text, tin, tout = await provider.send(messages)
+                    else:
+                        text, tin, tout = await asyncio.wait_for(provider.send(messages),
+                                                                 cfg.request_timeout_s)
                 # asyncio.TimeoutError: distinct from TimeoutError before Python 3.11.
                 except (_Retryable, asyncio.TimeoutError) as e:  # noqa: UP041
                     kind = e.kind if isinstance(e, _Retryable) else "timeout"

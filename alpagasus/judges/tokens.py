@@ -13,6 +13,7 @@ produce somewhat more tokens than cl100k for English text), and say so in the lo
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -24,6 +25,7 @@ _PER_MESSAGE = 4
 _PER_REQUEST = 3
 
 
+@functools.lru_cache(maxsize=8)  # loading a BPE file takes ~0.2 s: once per process
 def _tiktoken_encoder(model: str) -> tuple[Callable[[str], int], str] | None:
     try:
         import tiktoken
