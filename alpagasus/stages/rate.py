@@ -48,6 +48,8 @@ def _run(ctx: RunContext) -> Artifact:
     from alpagasus.judges.engine import make_engine_options
 
     cfg = ctx.cfg
+    if cfg.rate.mode not in ("online", "batch"):
+        raise ValueError(f"rate.mode must be online or batch, got '{cfg.rate.mode}'")
     template = rating_prompt(cfg.filter.prompt)
     config = {"judge": judge_identity(cfg.judge), "prompt": template.name,
               "prompt_hash": template.hash, "parser_version": PARSER_VERSION}
@@ -111,7 +113,8 @@ def _run(ctx: RunContext) -> Artifact:
              counts.get("input_tokens"), counts.get("output_tokens"), counts.get("cost_usd"))
     if (artifact.path / HISTOGRAM).is_file():
         ctx.tracker.log_image("rate/histogram", artifact.path / HISTOGRAM)
-    return ctx.finish_stage(artifact, {**counts, "kept_at_threshold": kept})
+    per_score = {f"score_{k}": v for k, v in counts.get("histogram", {}).items()}
+    return ctx.finish_stage(artifact, {**counts, **per_score, "kept_at_threshold": kept})
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
