@@ -378,3 +378,26 @@ def test_a_request_past_its_timeout_is_retried(tmp_path, sleeps):
     assert [r.text for r in judge.complete(MESSAGES[:1], "rating")] == ["4"]
     assert len(calls) == 2 and judge.usage.retries == 1
     assert set(judge.usage.errors) <= {"timeout", "APITimeoutError"}
+
+
+def test_limiters_drain_per_second_and_hold_the_largest_request():
+    from alpagasus.judges.engine import make_limiter
+
+    rpm = make_limiter(6000, 1)  # 100 per 1 s window
+    assert (rpm.max_rate, rpm.time_period) == (100, 1)
+    slow = make_limiter(3, 1)  # one request per 20 s
+    assert (slow.max_rate, slow.time_period) == (1, 20)
+    tpm = make_limiter(90_000, 4096)  # 1,500/s, but one request may need 4,096 tokens
+    assert tpm.max_rate == 4096 and tpm.time_period == pytest.approx(60 * 4096 / 90_000)
+    # Same long-run rate in every case.
+    for lim, per_minute in ((rpm, 6000), (slow, 3), (tpm, 90_000)):
+        assert lim.max_rate / lim.time_period * 60 == pytest.approx(per_minute)
+
+
+def test_rate_limited_run_completes(tmp_path):
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json=openai_completion("4"))
+
+    cfg = judge_cfg(requests_per_minute=60_000, tokens_per_minute=10_000_000, concurrency=4)
+    judge = make(tmp_path, handler, cfg)
+    assert [r.text for r in judge.complete(MESSAGES, "rating")] == ["4"] * 6

@@ -145,6 +145,17 @@ def backoff_s(attempt: int, base: float, cap: float, rng: random.Random) -> floa
     return rng.uniform(0, min(cap, base * 2 ** attempt))
 
 
+def make_limiter(per_minute: float, largest: float) -> AsyncLimiter:
+    """A leaky bucket for ``per_minute`` that drains over about one second, not a minute.
+
+    Providers enforce minute limits over shorter windows too (OpenAI: 60,000 RPM may be
+    enforced as 1,000 per second), so a bucket holding a whole minute would let a burst
+    through at start. The bucket must still hold the largest single acquisition.
+    """
+    capacity = max(per_minute / 60, largest, 1)
+    return AsyncLimiter(capacity, 60 * capacity / per_minute)
+
+
 class _Retryable(Exception):
     def __init__(self, kind: str, wait: float | None):
         super().__init__(kind)
@@ -412,8 +423,9 @@ class ApiJudge:
                           desc: str) -> None:
         cfg, opts, usage = self.cfg, self.options, self.usage
         provider = make_provider(cfg, self.http_client)
-        rpm = AsyncLimiter(cfg.requests_per_minute, 60) if cfg.requests_per_minute else None
-        tpm = AsyncLimiter(cfg.tokens_per_minute, 60) if cfg.tokens_per_minute else None
+        rpm = make_limiter(cfg.requests_per_minute, 1) if cfg.requests_per_minute else None
+        largest = max(n for _, _, n in todo) + cfg.max_tokens
+        tpm = make_limiter(cfg.tokens_per_minute, largest) if cfg.tokens_per_minute else None
         pending = iter(todo)
         reserved = 0.0  # worst-case cost of the requests in flight
         stop: list[str] = []
@@ -435,7 +447,7 @@ class ApiJudge:
                 if rpm:
                     await rpm.acquire()
                 if tpm:
-                    await tpm.acquire(min(n_in + cfg.max_tokens, cfg.tokens_per_minute))
+                    await tpm.acquire(n_in + cfg.max_tokens)
                 usage.attempts += 1
                 t0 = time.perf_counter()
                 try:
