@@ -101,7 +101,7 @@ def test_5xx_backs_off_with_jitter_then_gives_up(tmp_path, sleeps):
 
     judge = make(tmp_path, handler, judge_cfg(max_retries=4, backoff_base_s=1.0,
                                               backoff_max_s=4.0))
-    with pytest.raises(JudgeRequestError, match="giving up after 5 attempts"):
+    with pytest.raises(JudgeRequestError, match="giving up after 5 attempts.*overloaded"):
         judge.complete(MESSAGES[:1], "rating")
     assert len(sleeps) == 4
     # Full jitter: each wait in [0, min(cap, base * 2**attempt)].
@@ -115,6 +115,9 @@ def test_5xx_backs_off_with_jitter_then_gives_up(tmp_path, sleeps):
     ("openai", 400, {"error": {"message": "The model `m` does not exist",
                                "type": "invalid_request_error", "code": "model_not_found"}},
      "does not exist"),
+    ("openai", 429, {"error": {"message": "You exceeded your current quota",
+                               "type": "insufficient_quota", "code": "insufficient_quota"}},
+     "exceeded your current quota"),
     ("anthropic", 400, {"type": "error", "error": {"type": "invalid_request_error",
                                                    "message": "max_tokens: Field required"}},
      "max_tokens: Field required"),

@@ -157,9 +157,9 @@ def make_limiter(per_minute: float, largest: float) -> AsyncLimiter:
 
 
 class _Retryable(Exception):
-    def __init__(self, kind: str, wait: float | None):
+    def __init__(self, kind: str, wait: float | None, message: str = ""):
         super().__init__(kind)
-        self.kind, self.wait = kind, wait
+        self.kind, self.wait, self.message = kind, wait, message
 
 
 # --- providers: one request each, errors classified ------------------------------------------
@@ -277,11 +277,13 @@ def reply_from_anthropic(body: dict[str, Any]) -> tuple[str, int, int]:
 def _classify(sdk: Any, provider: str, e: Exception) -> Exception:
     if isinstance(e, sdk.APIStatusError):
         status = e.status_code
-        if status in RETRYABLE_STATUS or status >= 500:
-            return _Retryable(f"http {status}", retry_after_s(e.response.headers))
+        # OpenAI answers an exhausted quota with 429 too, but waiting does not refill it.
+        quota = getattr(e, "code", None) == "insufficient_quota"
+        if (status in RETRYABLE_STATUS or status >= 500) and not quota:
+            return _Retryable(f"http {status}", retry_after_s(e.response.headers), e.message)
         return JudgeRequestError(f"{provider} API error {status}: {e.message}")
     if isinstance(e, sdk.APIConnectionError):  # timeouts included
-        return _Retryable(type(e).__name__, None)
+        return _Retryable(type(e).__name__, None, str(e))
     return e
 
 
@@ -462,8 +464,9 @@ class ApiJudge:
                     kind = e.kind if isinstance(e, _Retryable) else "timeout"
                     usage.errors[kind] = usage.errors.get(kind, 0) + 1
                     if attempt == cfg.max_retries:
-                        raise JudgeRequestError(
-                            f"{cfg.name}: giving up after {attempt + 1} attempts ({kind})") from e
+                        last = f": {e.message}" if isinstance(e, _Retryable) and e.message else ""
+                        raise JudgeRequestError(f"{cfg.name}: giving up after {attempt + 1} "
+                                                f"attempts ({kind}{last})") from e
                     usage.retries += 1
                     wait = e.wait if isinstance(e, _Retryable) and e.wait is not None else \
                         backoff_s(attempt, cfg.backoff_base_s, cfg.backoff_max_s, self._rng)
