@@ -200,3 +200,30 @@ def test_two_jobs_rate_into_one_cache_at_once(tmp_path):
     rows = sorted(len(p.read_text().splitlines())
                   for p in (root / "artifacts" / "rate").glob("*/ratings.jsonl"))
     assert rows == [200, 200]
+
+
+def test_keys_come_from_the_environment_and_a_bad_one_stops_the_cli(tmp_path):
+    """--validate-keys: the right key, from the environment only, rates and is written
+    nowhere; a wrong one stops the run (exit 2, the server's message, the key redacted,
+    no artifact)."""
+    data = alpaca_subset(tmp_path / "items.json", 20)
+    key = "sk-katan-canary-4f1e9b"
+    with katan(tmp_path, "--validate-keys", "--api-keys", f"openai={key}") as server:
+        root = tmp_path / "good"
+        cmd = _rate_cmd(root, data, server.url, "judge.concurrency=4")
+        env = {**_env(), "OPENAI_COMPATIBLE_API_KEY": key}
+        out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, (out.stdout + out.stderr)[-2000:]
+        assert len(_ratings(root)) == 20
+        leaked = [p for p in root.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+        assert leaked == []
+
+        root = tmp_path / "bad"
+        cmd = _rate_cmd(root, data, server.url, "judge.concurrency=4")
+        env["OPENAI_COMPATIBLE_API_KEY"] = "sk-wrong-key-0000"
+        out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        log = out.stdout + out.stderr
+        assert out.returncode == 2, log[-2000:]
+        assert "API error 401" in log and "invalid API key" in log
+        assert "sk-wrong-key-0000" not in log
+        assert not list((root / "artifacts" / "rate").glob("*/manifest.json"))

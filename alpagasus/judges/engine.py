@@ -184,8 +184,9 @@ class OpenAIProvider:
         import openai
 
         self.cfg, self.sdk = cfg, openai
+        self.key = _api_key(cfg)
         # max_retries=0: the engine retries (backoff, Retry-After, counting) itself.
-        self.client = openai.AsyncOpenAI(api_key=_api_key(cfg), base_url=cfg.base_url,
+        self.client = openai.AsyncOpenAI(api_key=self.key, base_url=cfg.base_url,
                                          max_retries=0, timeout=cfg.request_timeout_s,
                                          http_client=http_client)
 
@@ -206,7 +207,7 @@ class OpenAIProvider:
             r = await self.client.post("/chat/completions", body=self.body(messages),
                                        cast_to=object)
         except Exception as e:
-            raise _classify(self.sdk, "OpenAI", e) from e
+            raise _classify(self.sdk, "OpenAI", e, self.key) from e
         return reply_from_openai(r)
 
     async def aclose(self) -> None:
@@ -220,7 +221,7 @@ class AnthropicProvider:
         import anthropic
 
         self.cfg, self.sdk = cfg, anthropic
-        key = _api_key(cfg)
+        self.key = key = _api_key(cfg)
         # This SDK sends the key as "Authorization: Bearer"; the Messages API documents (and
         # Anthropic-protocol servers such as llm-katan require) the x-api-key header.
         self.client = anthropic.AsyncAnthropic(api_key=key, base_url=cfg.base_url,
@@ -247,7 +248,7 @@ class AnthropicProvider:
             r = await self.client.post("/v1/messages", body=self.body(messages),
                                        cast_to=object)
         except Exception as e:
-            raise _classify(self.sdk, "Anthropic", e) from e
+            raise _classify(self.sdk, "Anthropic", e, self.key) from e
         return reply_from_anthropic(r)
 
     async def aclose(self) -> None:
@@ -274,14 +275,16 @@ def reply_from_anthropic(body: dict[str, Any]) -> tuple[str, int, int]:
     return text, usage.get("input_tokens") or 0, usage.get("output_tokens") or 0
 
 
-def _classify(sdk: Any, provider: str, e: Exception) -> Exception:
+def _classify(sdk: Any, provider: str, e: Exception, key: str = "") -> Exception:
     if isinstance(e, sdk.APIStatusError):
         status = e.status_code
+        # Some servers quote the key they were sent: it must not reach the logs.
+        message = e.message.replace(key, "***") if len(key) >= 8 else e.message
         # OpenAI answers an exhausted quota with 429 too, but waiting does not refill it.
         quota = getattr(e, "code", None) == "insufficient_quota"
         if (status in RETRYABLE_STATUS or status >= 500) and not quota:
-            return _Retryable(f"http {status}", retry_after_s(e.response.headers), e.message)
-        return JudgeRequestError(f"{provider} API error {status}: {e.message}")
+            return _Retryable(f"http {status}", retry_after_s(e.response.headers), message)
+        return JudgeRequestError(f"{provider} API error {status}: {message}")
     if isinstance(e, sdk.APIConnectionError):  # timeouts included
         return _Retryable(type(e).__name__, None, str(e))
     return e
