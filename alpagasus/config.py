@@ -32,7 +32,7 @@ class JudgeConfig:
     """An LLM judge: used to rate training items and to compare answers pairwise."""
 
     name: str = MISSING
-    backend: str = "local"  # local | openai | anthropic
+    backend: str = "local"  # local | openai | anthropic (openai covers any OpenAI-protocol server)
     model: str = MISSING  # API model name, or for backend=local a model path/"embedded:..."
     base_url: str | None = None
     # Name of the environment variable holding the key: keys never enter a config file.
@@ -49,9 +49,15 @@ class JudgeConfig:
     tokens_per_minute: int | None = None
     request_timeout_s: float = 120.0
     max_retries: int = 8
+    # Exponential backoff with full jitter: sleep U(0, min(cap, base * 2**attempt)), or the
+    # server's Retry-After when it sends one.
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
     context_tokens: int = 16384
     price_input_per_mtok: float = 0.0
     price_output_per_mtok: float = 0.0
+    # Provider batch APIs bill at this fraction of the on-demand price (both: 50%).
+    batch_price_factor: float = 0.5
 
 
 @dataclass
@@ -60,6 +66,21 @@ class FilterConfig:
     method: str = "judge"  # judge: rate then keep score >= threshold; random: uniform sample
     prompt: str = "accuracy"  # rating prompt template (see alpagasus/prompts.py)
     unparsed_policy: str = "exclude"  # exclude | include: what selection does with unparsed replies
+
+
+@dataclass
+class RateConfig:
+    """How the `rate` stage talks to an API judge (alpagasus/judges/engine.py)."""
+
+    mode: str = "online"  # online: concurrent requests | batch: the provider's batch API
+    dry_run: bool = False  # print the estimate (items, cached, tokens, dollars) and stop
+    max_cost_usd: float | None = None  # stop sending before this run's spend could pass it
+    # Re-score the replies stored in the cache with the current parser; sends nothing.
+    reparse: bool = False
+    # A released rating file (JSON list of {"triplet" | instruction/input/output, "review"})
+    # to load into the cache before rating: those items are then not sent.
+    import_path: str | None = None
+    progress: bool = True
 
 
 @dataclass
@@ -152,6 +173,8 @@ class PathsConfig:
     wandb: str = "${paths.root}"
     # Converted embedded models and other per-user downloads.
     cache: str = "${oc.env:ALPAGASUS_CACHE,${oc.env:HOME}/.cache/alpagasus}"
+    # Every judge reply (SQLite, WAL): shared by runs and sweep jobs, so nothing is paid twice.
+    judge_cache: str = "${paths.root}/cache/judge.sqlite"
 
 
 @dataclass
@@ -171,6 +194,7 @@ class Config:
     train: TrainConfig = MISSING
     export: ExportConfig = field(default_factory=ExportConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    rate: RateConfig = field(default_factory=RateConfig)
     logger: LoggerConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
 

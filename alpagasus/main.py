@@ -8,6 +8,7 @@ generate -> judge -> report chain, and rerunning it redoes nothing.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -69,7 +70,18 @@ def run(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    return run(cfg)
+    from alpagasus.judges.engine import BatchPending, DryRun, JudgeRequestError, JudgeStop
+
+    try:
+        return run(cfg)
+    except (DryRun, BatchPending) as e:  # expected stops: the log says what to do next
+        log.info("%s", e)
+        return None
+    except (JudgeStop, JudgeRequestError) as e:
+        # Budget reached, or an error retrying cannot fix (bad key, unknown model): say so
+        # plainly; every reply received so far is in the judge cache for the next run.
+        log.error("%s", e)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_NUMBER = r"(\d+(?:\.\d+)?)"
+# A sign only when attached ("-1" is out of range; "- 4.5" is a bullet and 4.5).
+_NUMBER = r"(-?\d+(?:\.\d+)?)"
+# Bumped whenever a change here can change a score: it enters the rate/judge artifact keys,
+# so `rate.reparse=true` after a parser change builds a new artifact from the stored replies.
+PARSER_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,9 @@ def parse_rating(reply: str, low: float = 0.0, high: float = 5.0) -> ParsedScore
     candidates = [
         rf"score\s*(?:is|of|:|=)?\s*\**\s*{_NUMBER}",
         rf"{_NUMBER}\s*(?:/|out of)\s*5(?:\.0)?\b",
-        rf"^\W*{_NUMBER}\W*$",
+        rf"^\W*?{_NUMBER}\W*$",
         rf"\*\*\s*{_NUMBER}\s*\*\*",
-        rf"\b{_NUMBER}\b",
+        rf"(?<![\w.-]){_NUMBER}\b",
     ]
     for pattern in candidates:
         m = re.search(pattern, first, flags=re.IGNORECASE)

@@ -14,6 +14,11 @@ from alpagasus.parsing import parse_pair, parse_rating
     ("The response deserves 3.\nIt misses details.", 3.0),
     ("\n\n  5  \nPerfect.", 5.0),
     ("Rating the accuracy.\nscore: 2", 2.0),
+    ("Rating: 4.5", 4.5),
+    ("Accuracy: 5/5\nAll correct.", 5.0),
+    ("**Score: 4**", 4.0),
+    ("- 4.5\n- the answer is right", 4.5),
+    ("4.5 / 5.0", 4.5),
 ])
 def test_rating_formats(reply, score):
     parsed = parse_rating(reply)
@@ -25,6 +30,8 @@ def test_rating_formats(reply, score):
     ("The answer is good.\nNo number here.", "unparsed"),
     ("7\nToo high.", "out_of_range"),
     ("Score: 9/10", "out_of_range"),
+    ("-1\nNot an answer.", "out_of_range"),
+    ("Score: -0.5", "out_of_range"),
 ])
 def test_rating_failures_are_not_scores(reply, status):
     parsed = parse_rating(reply)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from alpagasus.config import JudgeConfig
+
+if TYPE_CHECKING:
+    from alpagasus.judges.engine import EngineOptions
 
 Messages = list[dict[str, str]]
 # What the reply must hold: one 0-5 rating, or two 1-10 pairwise scores. The local judge in
@@ -26,6 +29,9 @@ class JudgeReply:
     output_tokens: int = 0
     latency_s: float = 0.0
     error: str | None = None
+    key: str | None = None  # the reply cache key (API judges)
+    source: str = "local"  # local | online | batch | import
+    cached: bool = False  # True: read from the cache, not sent in this run
 
 
 class Judge(Protocol):
@@ -57,11 +63,21 @@ def judge_identity(cfg: JudgeConfig) -> dict:
     return identity
 
 
-def make_judge(cfg: JudgeConfig, cache_dir: str | Path) -> Judge:
+def make_judge(cfg: JudgeConfig, cache_dir: str | Path, reply_cache: str | Path | None = None,
+               options: EngineOptions | None = None) -> Judge:
+    """The judge for ``cfg``: in-process for backend=local, else the cached API engine.
+
+    ``reply_cache`` is the SQLite reply cache (``paths.judge_cache``) the API engine reads
+    and writes; ``options`` its run options (rate.mode, dry_run, max_cost_usd, reparse).
+    """
     if cfg.backend == "local":
         from alpagasus.judges.local import LocalJudge
 
         return LocalJudge(cfg, cache_dir)
-    raise ValueError(
-        f"judge backend '{cfg.backend}' is not available in this build (local only)"
-    )
+    if cfg.backend in ("openai", "anthropic"):
+        from alpagasus.judges.engine import ApiJudge
+
+        if reply_cache is None:
+            reply_cache = Path(cache_dir) / "judge.sqlite"
+        return ApiJudge(cfg, reply_cache, options)
+    raise ValueError(f"unknown judge backend '{cfg.backend}' (local | openai | anthropic)")

@@ -18,7 +18,8 @@ from typing import Any
 from alpagasus.artifacts import Artifact
 from alpagasus.context import RunContext
 from alpagasus.judges import judge_identity, make_judge
-from alpagasus.parsing import parse_pair
+from alpagasus.judges.engine import EngineOptions
+from alpagasus.parsing import PARSER_VERSION, parse_pair
 from alpagasus.prompts import PAIRWISE_PROMPT
 from alpagasus.stages import generate
 
@@ -51,7 +52,7 @@ def _run(ctx: RunContext) -> Artifact:
     answers_a = generate.run(ctx, "selected")
     answers_b = generate.run(ctx, "full")
     config = {"judge": judge_identity(cfg.eval_judge), "prompt": PAIRWISE_PROMPT.name,
-              "prompt_hash": PAIRWISE_PROMPT.hash}
+              "prompt_hash": PAIRWISE_PROMPT.hash, "parser_version": PARSER_VERSION}
     inputs = {"answers_a": answers_a.key, "answers_b": answers_b.key}
 
     def build(workdir: Path) -> dict[str, Any]:
@@ -63,7 +64,10 @@ def _run(ctx: RunContext) -> Artifact:
                                                      answer_2=rb["answer"]))
             requests.append(PAIRWISE_PROMPT.messages(question=ra["prompt"], answer_1=rb["answer"],
                                                      answer_2=ra["answer"]))
-        judge = make_judge(cfg.eval_judge, ctx.cache_dir)
+        # The same engine and reply cache as the rating judge; budget and dry run are
+        # rating options, so the evaluation only shares the progress setting.
+        judge = make_judge(cfg.eval_judge, ctx.cache_dir, cfg.paths.judge_cache,
+                           EngineOptions(progress=cfg.rate.progress))
         try:
             replies = judge.complete(requests, "pair", desc=f"judge ({cfg.eval_judge.name})")
         finally:

@@ -1,24 +1,43 @@
 """Stage `rate`: the judge scores every (instruction, input, output) item from 0 to 5.
 
-Output: ratings.jsonl, one line per item in data order:
-{"index", "score", "status", "reply", "input_tokens", "output_tokens"}.
-Replies are stored raw and parsed here with alpagasus.parsing; exact duplicates are sent once.
+Output (the artifact is created only when every item has a reply; until then the judge
+reply cache, ``paths.judge_cache``, holds what was received, so rerunning resumes):
+
+* ratings.jsonl: one line per item in data order {"index", "score", "status", "reply",
+  "error", "input_tokens", "output_tokens", "source", "cached"};
+* unparsed.jsonl: the items whose reply held no valid score (never turned into a score);
+* skipped.jsonl: the items not sent because the prompt does not fit the judge's context;
+* histogram.png: the score distribution (the paper's Figure 2 style), also logged to W&B.
+
+Replies are stored raw and parsed on read (alpagasus.parsing); exact duplicates are sent
+once. ``rate.reparse=true`` re-scores the stored replies without any API call; the parser
+version is part of the artifact key, so a parser change gives a new artifact.
+``rate.import_path=FILE`` first loads released ratings (gpt4life/alpagasus format) into the
+cache under the configured judge, so those items are not sent.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from alpagasus.artifacts import Artifact
+from alpagasus.config import JudgeConfig
 from alpagasus.context import RunContext
+from alpagasus.data import DataError, Item, read_records, validate_item
 from alpagasus.judges import judge_identity, make_judge
-from alpagasus.parsing import parse_rating
-from alpagasus.prompts import rating_messages, rating_prompt
+from alpagasus.parsing import PARSER_VERSION, parse_rating
+from alpagasus.prompts import ChatTemplate, rating_messages, rating_prompt
+
+log = logging.getLogger(__name__)
 
 RATINGS = "ratings.jsonl"
+HISTOGRAM = "histogram.png"
+BUCKETS = [x / 2 for x in range(11)]  # 0, 0.5, ..., 5
 
 
 def run(ctx: RunContext) -> Artifact:
@@ -26,10 +45,17 @@ def run(ctx: RunContext) -> Artifact:
 
 
 def _run(ctx: RunContext) -> Artifact:
+    from alpagasus.judges.engine import make_engine_options
+
     cfg = ctx.cfg
+    if cfg.rate.mode not in ("online", "batch"):
+        raise ValueError(f"rate.mode must be online or batch, got '{cfg.rate.mode}'")
     template = rating_prompt(cfg.filter.prompt)
     config = {"judge": judge_identity(cfg.judge), "prompt": template.name,
-              "prompt_hash": template.hash}
+              "prompt_hash": template.hash, "parser_version": PARSER_VERSION}
+    if cfg.rate.import_path:
+        import_ratings(Path(cfg.rate.import_path).expanduser(), template, cfg.judge,
+                       cfg.paths.judge_cache)
 
     def build(workdir: Path) -> dict[str, Any]:
         unique: dict[str, int] = {}  # item text -> position among the requests
@@ -39,9 +65,11 @@ def _run(ctx: RunContext) -> Artifact:
             order.append(unique.setdefault(text, len(unique)))
         first_items = {pos: item for item, pos in zip(ctx.items, order, strict=True)}
         requests = [rating_messages(template, first_items[p]) for p in range(len(unique))]
-        judge = make_judge(cfg.judge, ctx.cache_dir)
+        judge = make_judge(cfg.judge, ctx.cache_dir, cfg.paths.judge_cache,
+                           make_engine_options(cfg.rate))
         try:
             replies = judge.complete(requests, "rating", desc=f"rate ({cfg.judge.name})")
+            usage = getattr(judge, "usage", None)
         finally:
             judge.close()
         rows = []
@@ -56,32 +84,162 @@ def _run(ctx: RunContext) -> Artifact:
                 "error": reply.error,
                 "input_tokens": reply.input_tokens,
                 "output_tokens": reply.output_tokens,
+                "source": reply.source,
+                "cached": reply.cached,
             })
-        with open(workdir / RATINGS, "w") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        return summarize(rows, n_requests=len(requests))
+        _write_jsonl(workdir / RATINGS, rows)
+        _write_jsonl(workdir / "unparsed.jsonl", [
+            {**r, **ctx.items[r["index"]].to_dict()} for r in rows
+            if r["score"] is None and r["status"] != "too_long"])
+        _write_jsonl(workdir / "skipped.jsonl", [
+            {"index": r["index"], "reason": r["error"], **ctx.items[r["index"]].to_dict()}
+            for r in rows if r["status"] == "too_long"])
+        tokens = (sum(r.input_tokens for r in replies if r.status == "ok"),
+                  sum(r.output_tokens for r in replies))
+        counts = summarize(rows, n_requests=len(requests), judge_cfg=cfg.judge, tokens=tokens)
+        if usage is not None:
+            counts.update({"sent_this_run": usage.requests, "retries_this_run": usage.retries,
+                           "cost_usd_this_run": round(usage.cost_usd, 6)})
+        plot_histogram(counts["histogram"], counts, f"{cfg.judge.name} ({cfg.judge.model}), "
+                       f"prompt {template.name}", workdir / HISTOGRAM)
+        return counts
 
     artifact = ctx.store.ensure("rate", config, {"data": ctx.data_key}, build)
-    return ctx.finish_stage(artifact)
+    counts = artifact.counts
+    kept = sum(n for s, n in counts.get("histogram", {}).items() if float(s) >= cfg.threshold)
+    log.info("[rate] %d items: %d rated, %d unparsed, %d too long; %d kept at threshold %s; "
+             "%s+%s tokens, $%s", counts.get("items"), counts.get("rated"),
+             counts.get("unparsed"), counts.get("too_long", 0), kept, cfg.threshold,
+             counts.get("input_tokens"), counts.get("output_tokens"), counts.get("cost_usd"))
+    if (artifact.path / HISTOGRAM).is_file():
+        ctx.tracker.log_image("rate/histogram", artifact.path / HISTOGRAM)
+    per_score = {f"score_{k}": v for k, v in counts.get("histogram", {}).items()}
+    return ctx.finish_stage(artifact, {**counts, **per_score, "kept_at_threshold": kept})
 
 
-def summarize(rows: list[dict[str, Any]], n_requests: int) -> dict[str, Any]:
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def summarize(rows: list[dict[str, Any]], n_requests: int, judge_cfg: JudgeConfig | None = None,
+              tokens: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Counts for the manifest. ``tokens``: (input, output) over the requests (duplicates are
+    sent once, so this is what the ratings cost); defaults to the sum over rows."""
     statuses = Counter(r["status"] for r in rows)
-    histogram = Counter(str(r["score"]) for r in rows if r["score"] is not None)
-    return {
+    histogram = Counter(str(float(r["score"])) for r in rows if r["score"] is not None)
+    scores = [r["score"] for r in rows if r["score"] is not None]
+    if tokens is None:
+        tokens = (sum(r["input_tokens"] for r in rows), sum(r["output_tokens"] for r in rows))
+    tin, tout = tokens
+    counts: dict[str, Any] = {
         "items": len(rows),
         "requests": n_requests,
         "duplicates": len(rows) - n_requests,
         "rated": statuses.get("ok", 0),
-        "unparsed": len(rows) - statuses.get("ok", 0),
+        "unparsed": sum(n for s, n in statuses.items() if s not in ("ok", "too_long")),
+        "too_long": statuses.get("too_long", 0),
         "statuses": dict(statuses),
         "histogram": dict(sorted(histogram.items(), key=lambda kv: float(kv[0]))),
-        "input_tokens": sum(r["input_tokens"] for r in rows),
-        "output_tokens": sum(r["output_tokens"] for r in rows),
+        # Items kept at each threshold, so any sweep threshold can be read off one rating.
+        "kept_at": {str(t): sum(1 for s in scores if s >= t) for t in BUCKETS},
+        "cached_items": sum(1 for r in rows if r.get("cached")),
+        "input_tokens": tin,
+        "output_tokens": tout,
     }
+    if judge_cfg is not None:
+        counts["cost_usd"] = round((tin * judge_cfg.price_input_per_mtok
+                                    + tout * judge_cfg.price_output_per_mtok) / 1e6, 6)
+    return counts
+
+
+def plot_histogram(histogram: dict[str, int], counts: dict[str, Any], title: str,
+                   path: Path) -> None:
+    """Bars per score (0-5 in 0.5 steps), labelled with counts, like the paper's Figure 2."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = {float(k): v for k, v in histogram.items()}
+    xs = sorted(set(BUCKETS) | set(values))
+    ys = [values.get(x, 0) for x in xs]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    bars = ax.bar(range(len(xs)), ys, color="#4c72b0")
+    ax.bar_label(bars, fontsize=8)
+    ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
+    ax.set_xlabel("score")
+    ax.set_ylabel("items")
+    ax.set_title(f"{title}\n{counts['items']} items, {counts['unparsed']} unparsed, "
+                 f"{counts['too_long']} too long", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def read_ratings(artifact: Artifact) -> list[dict[str, Any]]:
     with open(artifact.path / RATINGS) as f:
         return [json.loads(line) for line in f]
+
+
+# --- importing released ratings ----------------------------------------------------------------
+
+_TRIPLET = re.compile(
+    r"^###Instruction:\n(?P<instruction>.*?)\n\n### Input:\n(?P<input>.*?)\n\n### Response:\n"
+    r"(?P<output>.*)\n\n$", re.DOTALL)
+
+
+def parse_import_record(rec: Any, where: str) -> tuple[Item, str]:
+    """(item, reply text) from one released rating record; errors name file/index/field."""
+    if not isinstance(rec, dict):
+        raise DataError(f"{where}: expected an object, got {type(rec).__name__}")
+    if "triplet" in rec:
+        triplet = rec["triplet"]
+        if not isinstance(triplet, str):
+            raise DataError(f"{where}: field 'triplet' must be a string")
+        m = _TRIPLET.match(triplet)
+        if not m:
+            raise DataError(f"{where}: field 'triplet' is not '###Instruction:\\n...\\n\\n"
+                            "### Input:\\n...\\n\\n### Response:\\n...\\n\\n'")
+        item = Item(m["instruction"], m["input"], m["output"])
+    else:
+        item = validate_item(rec, where)
+    review = rec.get("review")
+    if review is None and "score" in rec:
+        review = str(rec["score"])
+    if not isinstance(review, str):
+        raise DataError(f"{where}: missing field 'review' (the judge's reply) or 'score'")
+    return item, review
+
+
+def import_ratings(path: Path, template: ChatTemplate, judge_cfg: JudgeConfig,
+                   cache_path: str | Path) -> dict[str, int]:
+    """Load released ratings into the reply cache as replies of ``judge_cfg``.
+
+    Each record becomes the stored reply to exactly the request this framework would send
+    for that item (same judge identity, same rendered prompt), so those items are not sent.
+    Already-stored keys are left as they are. All records are validated before any is stored.
+    """
+    from alpagasus.judges.cache import ReplyCache, judge_key, request_key
+    from alpagasus.judges.engine import parse_for_cache
+
+    if judge_cfg.backend == "local":
+        raise DataError("rate.import_path needs an API judge (e.g. judge=chatgpt_paper for "
+                        "the paper's gpt-3.5-turbo-0301 ratings), not judge=local")
+    records = [parse_import_record(rec, f"{path}: {loc}") for loc, rec in read_records(path)]
+    identity = judge_identity(judge_cfg)
+    jkey = judge_key(identity)
+    cache = ReplyCache(cache_path)
+    added = 0
+    try:
+        for item, review in records:
+            key = request_key(identity, rating_messages(template, item))
+            status, score = parse_for_cache("rating", review)
+            added += cache.put(key, jkey, judge_cfg.model, review, status=status, score=score,
+                               parser_version=PARSER_VERSION, source="import")
+    finally:
+        cache.close()
+    log.info("[rate] imported %d ratings from %s as judge %s (%d new, %d already cached)",
+             len(records), path, judge_cfg.name, added, len(records) - added)
+    return {"records": len(records), "added": added}
