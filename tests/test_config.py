@@ -20,6 +20,7 @@ OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((Path(CONF_DIR) / g).glob
 # Options whose required values (???) the user must supply on the command line.
 REQUIRED = {
     ("judge", "openai_compatible"): ["judge.base_url=http://127.0.0.1:1/v1", "judge.model=m"],
+    ("filter", "openai_compatible"): ["judge.base_url=http://127.0.0.1:1/v1", "judge.model=m"],
     ("data", "json"): ["data.path=/tmp/items.json"],
 }
 

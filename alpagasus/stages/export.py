@@ -52,7 +52,7 @@ def _run(ctx: RunContext, variant: Variant) -> Artifact:
     dtype = export_dtype(ctx.cfg.export.dtype)
 
     def build(workdir: Path) -> dict[str, Any]:
-        base, adapter = train.model_location(trained)
+        base, adapter = train.model_location(trained, ctx.cache_dir)
         model = merged_model(base, adapter, dtype)
         model.save_pretrained(workdir / MODEL_DIR)
         load_tokenizer(adapter or base).save_pretrained(workdir / MODEL_DIR)

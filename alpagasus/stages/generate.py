@@ -39,7 +39,7 @@ def _run(ctx: RunContext, variant: Variant) -> Artifact:
     prompts = ctx.testsets
 
     def build(workdir: Path) -> dict[str, Any]:
-        base, adapter = train.model_location(trained)
+        base, adapter = train.model_location(trained, ctx.cache_dir)
         tok = load_tokenizer(base if adapter else str(trained.path / train.MODEL_DIR))
         tok.padding_side = "left"
         model = load_for_inference(base, adapter)

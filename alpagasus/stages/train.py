@@ -352,10 +352,14 @@ def train(cfg: Config, items: list[Item], workdir: Path, ctx: RunContext,
     }
 
 
-def model_location(artifact: Artifact) -> tuple[str, str | None]:
-    """(base weights, adapter or None) to load the trained model for inference."""
+def model_location(artifact: Artifact, cache_dir: Path) -> tuple[str, str | None]:
+    """(base weights, adapter or None) to load the trained model for inference.
+
+    The base is resolved again from the recorded model config rather than read as a path,
+    so an artifact stays usable when the cache of converted models moves.
+    """
     manifest = artifact.manifest
     model_dir = str(artifact.path / MODEL_DIR)
     if manifest["counts"].get("adapter"):
-        return manifest["counts"]["base_model"], model_dir
+        return resolve_model_path(manifest["config"]["model"]["name_or_path"], cache_dir), model_dir
     return model_dir, None
