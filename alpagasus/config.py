@@ -199,22 +199,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
-GROUP_SCHEMAS: dict[str, type] = {
-    "model": ModelConfig,
-    "judge": JudgeConfig,
-    "eval_judge": JudgeConfig,
-    "filter": FilterConfig,
-    "lora": LoraConfig,
-    "quant": QuantConfig,
-    "data": DataConfig,
-    "testsets": TestsetsConfig,
-    "train": TrainConfig,
-    "logger": LoggerConfig,
-}
-
-
 def register_configs() -> None:
-    cs = ConfigStore.instance()
-    cs.store(name="base_config", node=Config)
-    for group, schema in GROUP_SCHEMAS.items():
-        cs.store(group=group, name=f"base_{group}", node=schema)
+    # One schema for the whole tree: every group option merged into it is typed by the
+    # field it lands in (model -> ModelConfig, ...), so the YAMLs need no schema of their own.
+    ConfigStore.instance().store(name="base_config", node=Config)

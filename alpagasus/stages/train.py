@@ -154,8 +154,7 @@ def run(ctx: RunContext, variant: Variant) -> Artifact:
 
 
 def _run(ctx: RunContext, variant: Variant) -> Artifact:
-    cfg = ctx.cfg
-    validate(cfg)
+    cfg = ctx.cfg  # already validated by main.run; train() re-checks via preflight()
     if variant == "selected":
         selection = select.run(ctx)
         items = [Item(**d) for d in select.read_selected(selection)]
