@@ -104,12 +104,14 @@ class ArtifactStore:
         inputs: dict[str, str],
         build: Callable[[Path], dict[str, Any]],
         resumable: bool = False,
+        meta: dict[str, Any] | None = None,
     ) -> Artifact:
         """Return the artifact for (stage, config, inputs), building it if it is missing.
 
         ``build(workdir)`` writes the outputs into ``workdir`` and returns counts/metrics
         for the manifest. With ``resumable`` the workdir survives a failure so ``build`` can
         resume from it (training checkpoints); otherwise a failure leaves nothing behind.
+        ``meta`` goes into the manifest but not the key (e.g. which arm asked for it first).
         """
         key = artifact_key(config, inputs)
         found = self.find(stage, key)
@@ -134,7 +136,7 @@ class ArtifactStore:
                 if not resumable:
                     shutil.rmtree(workdir, ignore_errors=True)
                 raise
-            return self._publish(stage, key, config, inputs, counts, started, workdir)
+            return self._publish(stage, key, config, inputs, counts, started, workdir, meta)
 
     def ensure_collective(
         self,
@@ -144,6 +146,7 @@ class ArtifactStore:
         build: Callable[[Path], dict[str, Any]],
         is_main: bool,
         barrier: Callable[[], None],
+        meta: dict[str, Any] | None = None,
     ) -> Artifact:
         """ensure() for a build that every process of a distributed job runs together.
 
@@ -170,7 +173,7 @@ class ArtifactStore:
             counts = build(workdir)
             barrier()
             if is_main:
-                self._publish(stage, key, config, inputs, counts, started, workdir)
+                self._publish(stage, key, config, inputs, counts, started, workdir, meta)
             barrier()
         finally:
             if is_main:
@@ -178,7 +181,8 @@ class ArtifactStore:
         return Artifact(stage, key, self.path(stage, key), reused=False)
 
     def _publish(self, stage: str, key: str, config: dict[str, Any], inputs: dict[str, str],
-                 counts: dict[str, Any], started: float, workdir: Path) -> Artifact:
+                 counts: dict[str, Any], started: float, workdir: Path,
+                 meta: dict[str, Any] | None = None) -> Artifact:
         """Write the manifest and rename the finished workdir into place."""
         manifest = {
             "stage": stage,
@@ -186,6 +190,7 @@ class ArtifactStore:
             "config": config,
             "inputs": inputs,
             "counts": counts,
+            "meta": meta or {},
             "versions": package_versions(),
             "git_commit": git_commit(),
             "started": started,

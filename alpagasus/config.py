@@ -1,17 +1,102 @@
 """Typed configuration: one dataclass per stage/group, registered in Hydra's ConfigStore.
 
-The YAML files under ``conf/`` only fill these schemas in, so a misspelt key or a value of
-the wrong type fails when Hydra composes the config, before any model load or API call.
+The YAML files under ``alpagasus/conf/`` only fill these schemas in, so a misspelt key, a
+value of the wrong type or an unknown mode (every mode string is an Enum) fails when Hydra
+composes the config. Value checks that a type cannot express (a negative size, a port out of
+range, a threshold outside the judge's scale) live in each schema's ``__post_init__``;
+``validate(cfg)`` builds the typed objects, which runs them all, before anything is spent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+from urllib.parse import urlsplit
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-STAGES = ("rate", "select", "train", "export", "generate", "judge", "report", "pipeline")
+
+class ConfigError(ValueError):
+    """A config value no run could use; the message names the key and how to fix it."""
+
+    exit_code = 1
+
+
+class Stage(str, Enum):
+    """Targets of the `alpagasus` entry point (alpagasus/stages/__init__.py: STAGES)."""
+
+    rate = "rate"
+    select = "select"
+    train = "train"
+    export = "export"
+    generate = "generate"
+    judge = "judge"
+    report = "report"
+    pipeline = "pipeline"
+
+
+class JudgeBackend(str, Enum):
+    local = "local"  # in-process transformers model
+    openai = "openai"  # any OpenAI-protocol server (OpenAI, vLLM, transformers serve)
+    anthropic = "anthropic"
+
+
+class ScoreMode(str, Enum):
+    text = "text"  # parse the generated reply
+    logits = "logits"  # local judge: read the score off the digits' next-token distribution
+
+
+class RateMode(str, Enum):
+    online = "online"  # concurrent requests
+    batch = "batch"  # the provider's batch API (half price, up to 24 h)
+
+
+class BudgetScope(str, Enum):
+    cache = "cache"  # everything the reply cache has spent for this judge and data
+    run = "run"  # only what this run sends
+
+
+class UnparsedPolicy(str, Enum):
+    exclude = "exclude"
+    include = "include"
+
+
+class SelectOrder(str, Enum):
+    draw = "draw"  # `size` items drawn uniformly (seeded) from those that pass
+    top = "top"  # the `size` best-scored, ties broken by a seeded hash
+
+
+class QuantMode(str, Enum):
+    none = "none"
+    nf4 = "nf4"
+    int8 = "int8"
+
+
+class DataSource(str, Enum):
+    demo = "demo"
+    hub = "hub"
+    file = "file"
+
+
+class ExportArm(str, Enum):
+    a = "a"
+    b = "b"
+    both = "both"
+
+
+class LoggerMode(str, Enum):
+    offline = "offline"
+    online = "online"
+    disabled = "disabled"
+
+
+def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name}={value}: must be {'>= 0' if allow_zero else '> 0'}")
 
 
 @dataclass
@@ -32,7 +117,7 @@ class JudgeConfig:
     """An LLM judge: used to rate training items and to compare answers pairwise."""
 
     name: str = MISSING
-    backend: str = "local"  # local | openai | anthropic (openai covers any OpenAI-protocol server)
+    backend: JudgeBackend = JudgeBackend.local
     model: str = MISSING  # API model name, or for backend=local a model path/"embedded:..."
     base_url: str | None = None
     # Name of the environment variable holding the key: keys never enter a config file.
@@ -42,7 +127,7 @@ class JudgeConfig:
     max_tokens: int = 256
     # local backend: read the score off the next-token distribution of the digits
     # ("logits") instead of parsing generated text ("text").
-    score_mode: str = "text"
+    score_mode: ScoreMode = ScoreMode.text
     batch_size: int = 8  # local backend only
     concurrency: int = 16
     requests_per_minute: int | None = None
@@ -59,28 +144,87 @@ class JudgeConfig:
     # Provider batch APIs bill at this fraction of the on-demand price (both: 50%).
     batch_price_factor: float = 0.5
 
+    def __post_init__(self) -> None:
+        if self.name is MISSING or self.name == "???":
+            return  # the schema's own default instance, before a YAML fills it in
+        where = f"judge '{self.name}'"
+        for key in ("concurrency", "max_tokens", "batch_size", "context_tokens",
+                    "requests_per_minute", "tokens_per_minute", "request_timeout_s"):
+            _positive(f"{where}: {key}", getattr(self, key))
+        for key in ("max_retries", "price_input_per_mtok", "price_output_per_mtok",
+                    "backoff_base_s", "backoff_max_s", "temperature"):
+            _positive(f"{where}: {key}", getattr(self, key), allow_zero=True)
+        if not 0 < self.batch_price_factor <= 1:
+            raise ConfigError(f"{where}: batch_price_factor={self.batch_price_factor}: must be in (0, 1]")
+        if self.base_url is not None:
+            check_base_url(self.base_url, where)
+
+
+def check_base_url(url: str, where: str) -> None:
+    """A URL the HTTP client can use: http(s), a host, a port in 1-65535."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where}: base_url '{url}' is not an http(s) URL with a host "
+                          "(e.g. http://127.0.0.1:8000/v1)")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"{where}: base_url '{url}' has a port outside 1-65535")
+
 
 @dataclass
 class FilterConfig:
+    """How arm A's items are chosen: a registered selection strategy and its options."""
+
     name: str = MISSING
-    method: str = "judge"  # judge: rate then keep score >= threshold; random: uniform sample
+    # A registered strategy (alpagasus/selection): judge | random | all | ...
+    method: str = "judge"
     prompt: str = "accuracy"  # rating prompt template (see alpagasus/prompts.py)
-    unparsed_policy: str = "exclude"  # exclude | include: what selection does with unparsed replies
+    unparsed_policy: UnparsedPolicy = UnparsedPolicy.exclude
+    # Strategy options (only the strategies that read them put them in their artifact key).
+    path: str | None = None  # released: the released filtered file
+    model: str | None = None  # per-item scorers (ifd): the scoring model
+
+
+@dataclass
+class BaselineConfig(FilterConfig):
+    """Arm B: the training set arm A is compared with (default: all items, the paper's)."""
+
+    name: str = "all"
+    method: str = "all"
+    # Only for method=judge: the judge that rates for this arm (a `judge` group option).
+    judge: JudgeConfig | None = None
+    threshold: float | None = None  # None: the study's `threshold`
+    # None: every item that passes; N; or "match": the other arm's size.
+    size: Any = None
+    seed: int | None = None  # None: the study's `seed`
+
+
+@dataclass
+class SelectConfig:
+    order: SelectOrder = SelectOrder.draw  # how `size` cuts the items that pass
 
 
 @dataclass
 class RateConfig:
     """How the `rate` stage talks to an API judge (alpagasus/judges/engine.py)."""
 
-    mode: str = "online"  # online: concurrent requests | batch: the provider's batch API
+    mode: RateMode = RateMode.online
     dry_run: bool = False  # print the estimate (items, cached, tokens, dollars) and stop
-    max_cost_usd: float | None = None  # stop sending before this run's spend could pass it
+    # Stop sending before the spend could pass this many dollars; counted over `budget_scope`.
+    max_cost_usd: float | None = None
+    budget_scope: BudgetScope = BudgetScope.cache
     # Re-score the replies stored in the cache with the current parser; sends nothing.
     reparse: bool = False
     # A released rating file (JSON list of {"triplet" | instruction/input/output, "review"})
     # to load into the cache before rating: those items are then not sent.
     import_path: str | None = None
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        _positive("rate.max_cost_usd", self.max_cost_usd)
 
 
 @dataclass
@@ -97,7 +241,7 @@ class LoraConfig:
 @dataclass
 class QuantConfig:
     name: str = MISSING
-    mode: str = "none"  # none | nf4 | int8
+    mode: QuantMode = QuantMode.none
     double_quant: bool = True
     compute_dtype: str = "bfloat16"
 
@@ -105,10 +249,13 @@ class QuantConfig:
 @dataclass
 class DataConfig:
     name: str = MISSING
-    source: str = "demo"  # demo | hub | file
+    source: DataSource = DataSource.demo
     path: str | None = None  # file: local JSON/JSONL; hub: dataset id
     split: str = "train"
     limit: int | None = None  # keep only the first N items (smoke runs)
+
+    def __post_init__(self) -> None:
+        _positive("data.limit", self.limit)
 
 
 @dataclass
@@ -120,6 +267,9 @@ class TestsetsConfig:
     # Each entry: set name -> file. "demo" is the package's own demo prompts.
     files: dict[str, str] = field(default_factory=dict)
     limit: int | None = None  # first N prompts of each set (smoke runs)
+
+    def __post_init__(self) -> None:
+        _positive("testsets.limit", self.limit)
 
 
 @dataclass
@@ -143,16 +293,26 @@ class TrainConfig:
 
 @dataclass
 class ExportConfig:
-    variant: str = "selected"  # selected | full | both: which trained model(s) to export
+    arm: ExportArm = ExportArm.a  # a | b | both: which arm's trained model(s) to export
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32
+
+
+# The Alpaca template's own section headers: an Alpaca-trained model goes on to write the next
+# "### Instruction:", so answers stop there. A markdown "### Heading" inside an answer is kept.
+ALPACA_STOPS = ["\n### Instruction", "\n### Input", "\n### Response"]
 
 
 @dataclass
 class GenerateConfig:
-    max_new_tokens: int = 256
+    max_new_tokens: int = 1024  # the paper's; the demo and smoke configs lower it
     batch_size: int = 8
     temperature: float = 0.0
-    stop: list[str] = field(default_factory=lambda: ["###"])
+    stop: list[str] = field(default_factory=lambda: list(ALPACA_STOPS))
+
+    def __post_init__(self) -> None:
+        _positive("generate.max_new_tokens", self.max_new_tokens)
+        _positive("generate.batch_size", self.batch_size)
+        _positive("generate.temperature", self.temperature, allow_zero=True)
 
 
 @dataclass
@@ -161,7 +321,7 @@ class LoggerConfig:
     enabled: bool = True
     project: str = "alpagasus"
     entity: str | None = None
-    mode: str = "offline"  # offline | online | disabled
+    mode: LoggerMode = LoggerMode.offline
     group: str | None = None
     tags: list[str] = field(default_factory=list)
 
@@ -173,20 +333,44 @@ class PathsConfig:
     wandb: str = "${paths.root}"
     # Converted embedded models and other per-user downloads.
     cache: str = "${oc.env:ALPAGASUS_CACHE,${oc.env:HOME}/.cache/alpagasus}"
-    # Every judge reply (SQLite, WAL): shared by runs and sweep jobs, so nothing is paid twice.
+    # Every judge reply (SQLite): shared by runs and sweep jobs, so nothing is paid twice.
     judge_cache: str = "${paths.root}/cache/judge.sqlite"
+
+
+# Rating judges answer on the paper's 0-5 scale.
+RATING_SCALE = (0.0, 5.0)
+
+
+def check_size(key: str, size: Any, allow_match: bool) -> None:
+    if size is None or (allow_match and size == "match"):
+        return
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise ConfigError(f"{key}={size!r}: must be a whole number of items"
+                          + (", 'match' (the other arm's size)" if allow_match else "")
+                          + " or null (all that pass)")
+    if size <= 0:
+        raise ConfigError(f"{key}={size}: must be > 0 (or null: every item that passes)")
+
+
+def check_threshold(key: str, threshold: float) -> None:
+    low, high = RATING_SCALE
+    if not low <= threshold <= high:
+        raise ConfigError(f"{key}={threshold}: outside the judge's {low:g}-{high:g} scale")
 
 
 @dataclass
 class Config:
-    stage: str = "pipeline"
+    stage: Stage = Stage.pipeline
     seed: int = 42
+    # Arm A, the design card's top-level selection: filter + threshold + size (+ seed).
     threshold: float = 4.5
-    size: int | None = None  # max items kept by selection (null = all that pass)
+    size: Any = None  # max items kept (null = all that pass; "match" = arm B's size)
     model: ModelConfig = MISSING
-    judge: JudgeConfig = MISSING  # rates the training items (filter=chatgpt|claude|local)
+    judge: JudgeConfig = MISSING  # rates the training items for arm A's filter
     eval_judge: JudgeConfig = MISSING  # compares the two trained models' answers
     filter: FilterConfig = MISSING
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)  # arm B
+    select: SelectConfig = field(default_factory=SelectConfig)
     lora: LoraConfig = MISSING
     quant: QuantConfig = MISSING
     data: DataConfig = MISSING
@@ -197,6 +381,46 @@ class Config:
     rate: RateConfig = field(default_factory=RateConfig)
     logger: LoggerConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
+
+    def __post_init__(self) -> None:
+        if self.filter is MISSING or not isinstance(self.filter, FilterConfig):
+            return  # the schema's own default instance
+        from alpagasus.selection import get_strategy  # registry: imports the strategies
+
+        check_size("size", self.size, allow_match=True)
+        check_size("baseline.size", self.baseline.size, allow_match=True)
+        if self.size == "match" and self.baseline.size == "match":
+            raise ConfigError("size=match and baseline.size=match: one arm needs a size")
+        for prefix, spec, threshold, size in (
+            ("filter.", self.filter, self.threshold, self.size),
+            ("baseline.", self.baseline, self.baseline.threshold, self.baseline.size),
+        ):
+            strategy = get_strategy(spec.method, key=f"{prefix}method")
+            strategy.check(spec, size, prefix)
+            if strategy.uses_threshold and threshold is not None:
+                check_threshold("threshold" if prefix == "filter." else "baseline.threshold",
+                                threshold)
+        if get_strategy(self.baseline.method).needs_judge and self.baseline.judge is None:
+            raise ConfigError(f"baseline={self.baseline.name} (method judge) names no judge: "
+                              "use a baseline option with a judge (baseline=chatgpt|claude)")
+
+
+def to_object(cfg: DictConfig) -> Config:
+    """The typed config; every schema's ``__post_init__`` check runs here."""
+    try:
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    except ConfigError:
+        raise
+    except Exception as e:  # omegaconf's own errors: a missing value (???), a bad type
+        key = getattr(e, "full_key", None)
+        what = str(e).splitlines()[0]
+        if "missing mandatory value" in what.lower() and key:
+            raise ConfigError(f"{key} is required (set {key}=...)") from e
+        raise ConfigError(f"config{f' key {key}' if key else ''}: {what}") from e
+
+
+def validate(cfg: DictConfig) -> Config:
+    return to_object(cfg)
 
 
 def register_configs() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from alpagasus.arms import Arm, arms_from_config
 from alpagasus.artifacts import Artifact, ArtifactStore
 from alpagasus.config import Config
 from alpagasus.data import Item, TestPrompt, fingerprint, load_items, load_testsets
@@ -23,6 +24,11 @@ class RunContext:
     tracker: Tracker
     # Artifacts already resolved in this job, so upstream stages are visited once.
     done: dict[str, Artifact] = field(default_factory=dict)
+
+    @cached_property
+    def arms(self) -> dict[str, Arm]:
+        """The two arms compared: "a" (the filter) and "b" (the baseline)."""
+        return arms_from_config(self.cfg)
 
     @cached_property
     def items(self) -> list[Item]:
@@ -46,7 +52,8 @@ class RunContext:
 
     def section(self, name: str) -> dict[str, Any]:
         """A config section as a plain dict (for artifact keys and manifests)."""
-        return OmegaConf.to_container(self.cfg[name], resolve=True)  # type: ignore[index]
+        return OmegaConf.to_container(self.cfg[name], resolve=True,  # type: ignore[index]
+                                      enum_to_str=True)
 
     def once(self, name: str, run: Callable[[], Artifact]) -> Artifact:
         """Resolve an upstream stage once per job, however many stages need it."""
@@ -54,6 +61,10 @@ class RunContext:
             self.done[name] = run()
         return self.done[name]
 
-    def finish_stage(self, artifact: Artifact, metrics: dict[str, Any] | None = None) -> Artifact:
-        self.tracker.log_stage(artifact.stage, metrics or artifact.counts, artifact.reused)
+    def finish_stage(self, artifact: Artifact, metrics: dict[str, Any] | None = None,
+                     name: str | None = None) -> Artifact:
+        """Log the stage's counts under ``name`` (default: the stage; per-arm stages pass
+        "train/<arm name>" so two arms never write the same W&B keys)."""
+        self.tracker.log_stage(name or artifact.stage, metrics or artifact.counts,
+                               artifact.reused)
         return artifact

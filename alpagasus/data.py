@@ -39,7 +39,14 @@ class TestPrompt:
 
     testset: str
     id: str
-    prompt: str  # the question as shown to the model and the judge
+    prompt: str  # the instruction
+    input: str = ""  # the task's input (Self-Instruct instances[0].input); Alpaca "### Input:"
+    category: str | None = None  # Vicuna `category`, WizardLM `Skill`: per-category reports
+
+    @property
+    def question(self) -> str:
+        """What the judge is shown: the instruction, and the input when there is one."""
+        return f"{self.prompt}\n\n{self.input}" if self.input else self.prompt
 
 
 def _resource_path(name: str) -> Path:
@@ -141,6 +148,8 @@ def fingerprint(records: list[dict[str, Any]]) -> str:
 
 # The paper's sets each name their question field differently.
 _PROMPT_FIELDS = ("prompt", "text", "Instruction", "instruction", "question")
+_CATEGORY_FIELDS = ("category", "Skill")
+_ID_FIELDS = ("id", "question_id", "idx")
 
 
 def _test_prompt(rec: Any, where: str, testset: str, position: int) -> TestPrompt:
@@ -152,13 +161,17 @@ def _test_prompt(rec: Any, where: str, testset: str, position: int) -> TestPromp
     question = rec[field]
     if not isinstance(question, str):
         raise DataError(f"{where}: field '{field}' must be a string")
+    extra = rec.get("input") or ""
     instances = rec.get("instances")
     if instances and isinstance(instances, list) and isinstance(instances[0], dict):
+        # Self-Instruct: the reference generation script fills Alpaca's "### Input:" section.
         extra = instances[0].get("input") or ""
-        if extra:  # Self-Instruct: the reference eval appends the instance input this way
-            question = f"{question} Input: {extra}"
-    ident = str(rec.get("id", rec.get("question_id", position)))
-    return TestPrompt(testset=testset, id=ident, prompt=question)
+    if not isinstance(extra, str):
+        raise DataError(f"{where}: field 'input' must be a string")
+    category = next((rec[f] for f in _CATEGORY_FIELDS if rec.get(f) is not None), None)
+    ident = str(next((rec[f] for f in _ID_FIELDS if rec.get(f) is not None), position))
+    return TestPrompt(testset=testset, id=ident, prompt=question, input=extra,
+                      category=None if category is None else str(category))
 
 
 def load_testsets(cfg: TestsetsConfig) -> list[TestPrompt]:

@@ -15,49 +15,47 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from alpagasus.artifacts import ArtifactStore
-from alpagasus.config import STAGES, register_configs
+from alpagasus.config import register_configs, validate
 from alpagasus.context import RunContext
 from alpagasus.tracking import Tracker
 
 log = logging.getLogger("alpagasus")
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+# Shipped inside the package, so a wheel install finds them (Hydra resolves it to pkg://).
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 register_configs()
 
 
 def run(cfg: DictConfig) -> float | None:
     """Run the target stage (and what it needs); return the winning score if judged."""
-    from alpagasus.stages import export, generate, judge, rate, report, select, train
+    from alpagasus.selection import get_strategy
+    from alpagasus.stages import STAGES
 
-    if cfg.stage not in STAGES:
-        raise ValueError(f"stage must be one of {', '.join(STAGES)}, got '{cfg.stage}'")
-    # Validate every input the target needs before any model is loaded or API called.
-    needs_tests = cfg.stage in ("generate", "judge", "report", "pipeline")
-    needs_train = cfg.stage not in ("rate", "select")
-    if needs_train:
+    # Every check that needs no data: types, ranges, modes, URLs, sizes (config.py).
+    validate(cfg)
+    spec = STAGES[getattr(cfg.stage, "value", cfg.stage)]
+    if spec.trains:
+        from alpagasus.stages import train
+
         train.validate(cfg)
+    _warn_demo_threshold(cfg)
     ctx = RunContext(cfg=cfg, store=ArtifactStore(cfg.paths.artifacts), tracker=Tracker.off())
-    _ = ctx.items
-    if needs_tests:
+    # Then every input the target needs, before any model is loaded or API called.
+    for arm in ctx.arms.values():
+        get_strategy(arm.method).check_data(arm, len(ctx.items))
+    if spec.needs_testsets:
         _ = ctx.testsets
-    if needs_train:
+    if spec.trains:
+        from alpagasus.stages import train
+
         # LoRA targets and context length from the model's config: still no weights loaded,
         # and before rating, so a typo does not cost a rating pass first.
         train.preflight(cfg, ctx.cache_dir)
     # Only once the inputs are known good: a bad file leaves no W&B run behind either.
-    ctx.tracker = Tracker(cfg.logger, OmegaConf.to_container(cfg, resolve=True), cfg.paths.wandb)
+    ctx.tracker = Tracker(cfg.logger, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+                          cfg.paths.wandb)
     try:
-        targets = {
-            "rate": lambda: rate.run(ctx),
-            "select": lambda: select.run(ctx),
-            "train": lambda: (train.run(ctx, "selected"), train.run(ctx, "full")),
-            "export": lambda: export.run(ctx),
-            "generate": lambda: (generate.run(ctx, "selected"), generate.run(ctx, "full")),
-            "judge": lambda: judge.run(ctx),
-            "report": lambda: report.run(ctx),
-            "pipeline": lambda: report.run(ctx),
-        }
-        targets[cfg.stage]()
+        spec.target(ctx)
         reused = sum(a.reused for a in ctx.done.values())
         log.info("done: %d artifacts, %d reused, %d built", len(ctx.done), reused,
                  len(ctx.done) - reused)
@@ -68,7 +66,17 @@ def run(cfg: DictConfig) -> float | None:
         ctx.tracker.finish()
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def _warn_demo_threshold(cfg: DictConfig) -> None:
+    """filter=local sets the embedded judge's demo threshold (1.5): say so when another judge
+    was picked with `judge=` alone, which keeps that threshold."""
+    if cfg.filter.name == "local" and cfg.judge.name != "local" and cfg.threshold == 1.5:
+        log.warning("judge=%s with filter=local keeps the embedded demo's threshold 1.5; for "
+                    "a real judge use filter=%s (threshold 4.5) or set threshold=",
+                    cfg.judge.name, "openai_compatible" if cfg.judge.backend == "openai"
+                    else cfg.judge.name)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from alpagasus.judges.engine import BatchPending, DryRun, JudgeRequestError, JudgeStop
 

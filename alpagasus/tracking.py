@@ -71,6 +71,21 @@ class Tracker:
 
             self.run.log({key: wandb.Table(columns=columns, data=rows)})
 
+    def trainer_callback(self, prefix: str):
+        """A transformers TrainerCallback logging the Trainer's metrics under ``prefix``."""
+        from transformers import TrainerCallback
+
+        tracker = self
+
+        class _Forward(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if logs and tracker.run:
+                    tracker.run.log({f"{prefix}/{k}": v for k, v in logs.items()
+                                     if isinstance(v, int | float)}
+                                    | {f"{prefix}/global_step": state.global_step})
+
+        return _Forward()
+
     def finish(self) -> None:
         if self.run:
             self.run.finish()

@@ -23,7 +23,7 @@ from alpagasus.main import CONF_DIR
 from alpagasus.models import load_tokenizer, resolve_model_path
 
 ACCELERATE = Path(CONF_DIR) / "accelerate"
-ROOT = Path(CONF_DIR).parent
+ROOT = Path(__file__).resolve().parents[1]  # the repository root
 
 
 def _launch_args(config_file: Path):

@@ -3,29 +3,31 @@
 A LoRA adapter is merged into its base weights. For QLoRA the base is reloaded unquantised
 (bf16/fp32) and the adapter merged into that: merging into 4-bit weights would round the
 update away, and a bitsandbytes checkpoint is not what vLLM/TGI/llama.cpp serve. A full
-fine-tune is re-saved in the export dtype. `export.variant` picks the model(s).
+fine-tune is re-saved in the export dtype. `export.arm` (a | b | both) picks the arm(s).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from alpagasus.arms import Arm
 from alpagasus.artifacts import Artifact
 from alpagasus.context import RunContext
 from alpagasus.models import default_device, load_tokenizer
 from alpagasus.stages import train
-from alpagasus.stages.train import Variant
 
 MODEL_DIR = "model"
+log = logging.getLogger(__name__)
 
 
 def run(ctx: RunContext) -> list[Artifact]:
-    variant = ctx.cfg.export.variant
-    variants: list[Variant] = ["selected", "full"] if variant == "both" else [variant]
-    return [ctx.once(f"export/{v}", lambda v=v: _run(ctx, v)) for v in variants]
+    choice = getattr(ctx.cfg.export.arm, "value", ctx.cfg.export.arm)
+    roles = ["a", "b"] if choice == "both" else [choice]
+    return [ctx.once(f"export/{r}", lambda r=r: _run(ctx, ctx.arms[r])) for r in roles]
 
 
 def export_dtype(name: str) -> torch.dtype:
@@ -47,8 +49,8 @@ def merged_model(base: str, adapter: str | None, dtype: torch.dtype):
     return model
 
 
-def _run(ctx: RunContext, variant: Variant) -> Artifact:
-    trained = train.run(ctx, variant)
+def _run(ctx: RunContext, arm: Arm) -> Artifact:
+    trained = train.run(ctx, arm)
     dtype = export_dtype(ctx.cfg.export.dtype)
 
     def build(workdir: Path) -> dict[str, Any]:
@@ -57,7 +59,7 @@ def _run(ctx: RunContext, variant: Variant) -> Artifact:
         model.save_pretrained(workdir / MODEL_DIR)
         load_tokenizer(adapter or base).save_pretrained(workdir / MODEL_DIR)
         return {
-            "variant": variant,
+            "arm": arm.name,
             "merged_adapter": adapter is not None,
             "dequantised_base": trained.manifest["config"]["quant"]["mode"] != "none",
             "dtype": str(dtype).removeprefix("torch."),
@@ -65,5 +67,7 @@ def _run(ctx: RunContext, variant: Variant) -> Artifact:
         }
 
     config = {"dtype": str(dtype).removeprefix("torch.")}
-    artifact = ctx.store.ensure("export", config, {"model": trained.key}, build)
-    return ctx.finish_stage(artifact)
+    artifact = ctx.store.ensure("export", config, {"model": trained.key}, build,
+                                meta={"arm": arm.describe()})
+    log.info("[export] arm %s (%s): %s", arm.role, arm.name, artifact.path / MODEL_DIR)
+    return ctx.finish_stage(artifact, name=f"export/{arm.name}")

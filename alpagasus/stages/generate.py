@@ -1,8 +1,12 @@
-"""Stage `generate`: a trained model answers every test prompt (Alpaca format, greedy).
+"""Stage `generate`: an arm's trained model answers every test prompt (Alpaca format, greedy).
 
-Output: answers.jsonl, one line per prompt: {"testset", "id", "prompt", "answer"}.
-Answers are cut at the first stop string ("###": Alpaca-trained models go on to invent the
-next "### Instruction:").
+Prompts with an input (208 of Self-Instruct's 252) use the Alpaca with-input template, as the
+reference generation script does. Answers stop at EOS or at the template's own section
+headers ("\n### Instruction", "\n### Input", "\n### Response": Alpaca-trained models go on
+to invent the next example); a markdown "### Heading" inside an answer is content and kept.
+
+Output: answers.jsonl, one line per prompt: {"testset", "id", "category", "prompt", "input",
+"answer"}.
 """
 
 from __future__ import annotations
@@ -14,28 +18,31 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from alpagasus.arms import Arm
 from alpagasus.artifacts import Artifact
 from alpagasus.context import RunContext
 from alpagasus.models import load_for_inference, load_tokenizer
 from alpagasus.prompts import alpaca_prompt
 from alpagasus.stages import train
-from alpagasus.stages.train import Variant
 
 ANSWERS = "answers.jsonl"
 
 
 def cut_at_stop(text: str, stops: list[str]) -> str:
+    """Cut at the first stop string. A stop that starts with a newline also matches at the
+    very start of the answer (the model may open with "### Instruction:")."""
     cuts = [text.find(s) for s in stops if s in text]
+    cuts += [0 for s in stops if s.startswith("\n") and text.startswith(s[1:])]
     return (text[: min(cuts)] if cuts else text).strip()
 
 
-def run(ctx: RunContext, variant: Variant) -> Artifact:
-    return ctx.once(f"generate/{variant}", lambda: _run(ctx, variant))
+def run(ctx: RunContext, arm: Arm) -> Artifact:
+    return ctx.once(f"generate/{arm.role}", lambda: _run(ctx, arm))
 
 
-def _run(ctx: RunContext, variant: Variant) -> Artifact:
+def _run(ctx: RunContext, arm: Arm) -> Artifact:
     gen = ctx.cfg.generate
-    trained = train.run(ctx, variant)
+    trained = train.run(ctx, arm)
     prompts = ctx.testsets
 
     def build(workdir: Path) -> dict[str, Any]:
@@ -44,18 +51,21 @@ def _run(ctx: RunContext, variant: Variant) -> Artifact:
         tok.padding_side = "left"
         model = load_for_inference(base, adapter)
         answers = []
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i].prompt))
+        order = sorted(range(len(prompts)),
+                       key=lambda i: -len(prompts[i].prompt) - len(prompts[i].input))
         texts: dict[int, str] = {}
-        with tqdm(total=len(order), desc=f"generate ({variant})", unit="prompt") as bar:
+        with tqdm(total=len(order), desc=f"generate ({arm.name})", unit="prompt") as bar:
             for start in range(0, len(order), gen.batch_size):
                 batch = order[start : start + gen.batch_size]
-                outputs = _generate(model, tok, [alpaca_prompt(prompts[i].prompt) for i in batch],
+                texts_in = [alpaca_prompt(prompts[i].prompt, prompts[i].input) for i in batch]
+                outputs = _generate(model, tok, texts_in,
                                     gen.max_new_tokens, gen.temperature, list(gen.stop))
                 texts.update(zip(batch, outputs, strict=True))
                 bar.update(len(batch))
         with open(workdir / ANSWERS, "w") as f:
             for i, p in enumerate(prompts):
-                row = {"testset": p.testset, "id": p.id, "prompt": p.prompt,
+                row = {"testset": p.testset, "id": p.id, "category": p.category,
+                       "prompt": p.prompt, "input": p.input,
                        "answer": cut_at_stop(texts[i], list(gen.stop))}
                 answers.append(row)
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -65,8 +75,8 @@ def _run(ctx: RunContext, variant: Variant) -> Artifact:
 
     config = {**ctx.section("generate")}
     inputs = {"model": trained.key, "testsets": ctx.testsets_key}
-    artifact = ctx.store.ensure("generate", config, inputs, build)
-    return ctx.finish_stage(artifact)
+    artifact = ctx.store.ensure("generate", config, inputs, build, meta={"arm": arm.describe()})
+    return ctx.finish_stage(artifact, name=f"generate/{arm.name}")
 
 
 @torch.no_grad()

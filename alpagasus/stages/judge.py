@@ -1,6 +1,6 @@
-"""Stage `judge`: the evaluation judge compares the two models' answers, in both orders.
+"""Stage `judge`: the evaluation judge compares the two arms' answers, in both orders.
 
-Model A is trained on the selected items (AlpaGasus), model B on all items (Alpaca). Each
+Model A is trained on arm A's items (e.g. AlpaGasus), model B on arm B's (e.g. Alpaca). Each
 prompt is judged twice with the paper's pairwise prompt, A first then B first, because LLM
 judges favour a position. Per order: the higher score wins. Combined as in the paper: win
 if A wins twice or wins once and ties once, lose likewise, tie otherwise.
@@ -49,8 +49,8 @@ def run(ctx: RunContext) -> Artifact:
 
 def _run(ctx: RunContext) -> Artifact:
     cfg = ctx.cfg
-    answers_a = generate.run(ctx, "selected")
-    answers_b = generate.run(ctx, "full")
+    answers_a = generate.run(ctx, ctx.arms["a"])
+    answers_b = generate.run(ctx, ctx.arms["b"])
     config = {"judge": judge_identity(cfg.eval_judge), "prompt": PAIRWISE_PROMPT.name,
               "prompt_hash": PAIRWISE_PROMPT.hash, "parser_version": PARSER_VERSION}
     inputs = {"answers_a": answers_a.key, "answers_b": answers_b.key}
@@ -60,9 +60,13 @@ def _run(ctx: RunContext) -> Artifact:
         rows_b = generate.read_answers(answers_b)
         requests = []
         for ra, rb in zip(rows_a, rows_b, strict=True):
-            requests.append(PAIRWISE_PROMPT.messages(question=ra["prompt"], answer_1=ra["answer"],
+            if (ra["testset"], ra["id"]) != (rb["testset"], rb["id"]):
+                raise ValueError(f"answer sets differ at {ra['testset']}/{ra['id']} vs "
+                                 f"{rb['testset']}/{rb['id']}")
+            question = _question(ra)
+            requests.append(PAIRWISE_PROMPT.messages(question=question, answer_1=ra["answer"],
                                                      answer_2=rb["answer"]))
-            requests.append(PAIRWISE_PROMPT.messages(question=ra["prompt"], answer_1=rb["answer"],
+            requests.append(PAIRWISE_PROMPT.messages(question=question, answer_1=rb["answer"],
                                                      answer_2=ra["answer"]))
         # The same engine and reply cache as the rating judge; budget and dry run are
         # rating options, so the evaluation only shares the progress setting.
@@ -82,7 +86,8 @@ def _run(ctx: RunContext) -> Artifact:
                 verdict = combine(v1, v2)
                 verdicts[verdict] += 1
                 f.write(json.dumps({
-                    "testset": ra["testset"], "id": ra["id"], "prompt": ra["prompt"],
+                    "testset": ra["testset"], "id": ra["id"], "category": ra.get("category"),
+                    "prompt": ra["prompt"], "input": ra.get("input", ""),
                     "answer_a": ra["answer"], "answer_b": rb["answer"],
                     "reply_a_first": first.text, "reply_b_first": second.text,
                     "scores_a_first": s1, "scores_b_first": s2,
@@ -92,6 +97,11 @@ def _run(ctx: RunContext) -> Artifact:
 
     artifact = ctx.store.ensure("judge", config, inputs, build)
     return ctx.finish_stage(artifact)
+
+
+def _question(row: dict[str, Any]) -> str:
+    """The judge sees the instruction and, when there is one, the task's input."""
+    return f"{row['prompt']}\n\n{row['input']}" if row.get("input") else row["prompt"]
 
 
 def read_judgments(artifact: Artifact) -> list[dict[str, Any]]:

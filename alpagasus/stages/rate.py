@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from alpagasus.arms import Arm
 from alpagasus.artifacts import Artifact
 from alpagasus.config import JudgeConfig
 from alpagasus.context import RunContext
@@ -40,21 +41,24 @@ HISTOGRAM = "histogram.png"
 BUCKETS = [x / 2 for x in range(11)]  # 0, 0.5, ..., 5
 
 
-def run(ctx: RunContext) -> Artifact:
-    return ctx.once("rate", lambda: _run(ctx))
+def run(ctx: RunContext, arm: Arm | None = None) -> Artifact:
+    """Rate every item with ``arm``'s judge and prompt (default: arm A's, the filter's)."""
+    arm = arm or ctx.arms["a"]
+    if arm.judge is None:
+        raise ValueError(f"arm {arm.role} ({arm.filter_name}) does not rate: method {arm.method}")
+    return ctx.once(f"rate/{arm.judge.name}/{arm.prompt}", lambda: _run(ctx, arm))
 
 
-def _run(ctx: RunContext) -> Artifact:
+def _run(ctx: RunContext, arm: Arm) -> Artifact:
     from alpagasus.judges.engine import make_engine_options
 
     cfg = ctx.cfg
-    if cfg.rate.mode not in ("online", "batch"):
-        raise ValueError(f"rate.mode must be online or batch, got '{cfg.rate.mode}'")
-    template = rating_prompt(cfg.filter.prompt)
-    config = {"judge": judge_identity(cfg.judge), "prompt": template.name,
+    judge_cfg = arm.judge
+    template = rating_prompt(arm.prompt)
+    config = {"judge": judge_identity(judge_cfg), "prompt": template.name,
               "prompt_hash": template.hash, "parser_version": PARSER_VERSION}
     if cfg.rate.import_path:
-        import_ratings(Path(cfg.rate.import_path).expanduser(), template, cfg.judge,
+        import_ratings(Path(cfg.rate.import_path).expanduser(), template, judge_cfg,
                        cfg.paths.judge_cache)
 
     def build(workdir: Path) -> dict[str, Any]:
@@ -65,10 +69,10 @@ def _run(ctx: RunContext) -> Artifact:
             order.append(unique.setdefault(text, len(unique)))
         first_items = {pos: item for item, pos in zip(ctx.items, order, strict=True)}
         requests = [rating_messages(template, first_items[p]) for p in range(len(unique))]
-        judge = make_judge(cfg.judge, ctx.cache_dir, cfg.paths.judge_cache,
+        judge = make_judge(judge_cfg, ctx.cache_dir, cfg.paths.judge_cache,
                            make_engine_options(cfg.rate))
         try:
-            replies = judge.complete(requests, "rating", desc=f"rate ({cfg.judge.name})")
+            replies = judge.complete(requests, "rating", desc=f"rate ({judge_cfg.name})")
             usage = getattr(judge, "usage", None)
         finally:
             judge.close()
@@ -96,25 +100,27 @@ def _run(ctx: RunContext) -> Artifact:
             for r in rows if r["status"] == "too_long"])
         tokens = (sum(r.input_tokens for r in replies if r.status == "ok"),
                   sum(r.output_tokens for r in replies))
-        counts = summarize(rows, n_requests=len(requests), judge_cfg=cfg.judge, tokens=tokens)
+        counts = summarize(rows, n_requests=len(requests), judge_cfg=judge_cfg, tokens=tokens)
         if usage is not None:
             counts.update({"sent_this_run": usage.requests, "retries_this_run": usage.retries,
                            "cost_usd_this_run": round(usage.cost_usd, 6)})
-        plot_histogram(counts["histogram"], counts, f"{cfg.judge.name} ({cfg.judge.model}), "
+        plot_histogram(counts["histogram"], counts, f"{judge_cfg.name} ({judge_cfg.model}), "
                        f"prompt {template.name}", workdir / HISTOGRAM)
         return counts
 
     artifact = ctx.store.ensure("rate", config, {"data": ctx.data_key}, build)
     counts = artifact.counts
-    kept = sum(n for s, n in counts.get("histogram", {}).items() if float(s) >= cfg.threshold)
+    threshold = arm.threshold if arm.threshold is not None else cfg.threshold
+    kept = sum(n for s, n in counts.get("histogram", {}).items() if float(s) >= threshold)
     log.info("[rate] %d items: %d rated, %d unparsed, %d too long; %d kept at threshold %s; "
              "%s+%s tokens, $%s", counts.get("items"), counts.get("rated"),
-             counts.get("unparsed"), counts.get("too_long", 0), kept, cfg.threshold,
+             counts.get("unparsed"), counts.get("too_long", 0), kept, threshold,
              counts.get("input_tokens"), counts.get("output_tokens"), counts.get("cost_usd"))
     if (artifact.path / HISTOGRAM).is_file():
-        ctx.tracker.log_image("rate/histogram", artifact.path / HISTOGRAM)
+        ctx.tracker.log_image(f"rate/{judge_cfg.name}/histogram", artifact.path / HISTOGRAM)
     per_score = {f"score_{k}": v for k, v in counts.get("histogram", {}).items()}
-    return ctx.finish_stage(artifact, {**counts, **per_score, "kept_at_threshold": kept})
+    return ctx.finish_stage(artifact, {**counts, **per_score, "kept_at_threshold": kept},
+                            name=f"rate/{judge_cfg.name}")
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

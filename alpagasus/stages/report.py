@@ -14,7 +14,7 @@ from typing import Any
 
 from alpagasus.artifacts import Artifact
 from alpagasus.context import RunContext
-from alpagasus.stages import judge
+from alpagasus.stages import judge, select
 
 REPORT = "report.json"
 PLOT = "win_tie_lose.png"
@@ -80,6 +80,11 @@ def plot(table: dict[str, dict[str, Any]], title: str, path: Path) -> None:
     plt.close(fig)
 
 
+def comparison_label(a: str, b: str, judge_name: str) -> str:
+    """"A = chatgpt≥4.5 (9,229) vs B = random (9,229); judge gpt4"."""
+    return f"A = {a} vs B = {b}; judge {judge_name}"
+
+
 def run(ctx: RunContext) -> Artifact:
     return ctx.once("report", lambda: _run(ctx))
 
@@ -87,13 +92,15 @@ def run(ctx: RunContext) -> Artifact:
 def _run(ctx: RunContext) -> Artifact:
     cfg = ctx.cfg
     judged = judge.run(ctx)
-    selected = ctx.done["select"].counts if "select" in ctx.done else {}
-    label = (f"A = {cfg.filter.name} filter (threshold {cfg.threshold}, {selected.get('kept', '?')} "
-             f"items) vs B = all {len(ctx.items)} items; judge {cfg.eval_judge.name}")
+    arm_a, arm_b = ctx.arms["a"], ctx.arms["b"]
+    kept = {role: select.run(ctx, arm).counts["kept"] for role, arm in ctx.arms.items()}
+    label = comparison_label(arm_a.label(kept["a"]), arm_b.label(kept["b"]), cfg.eval_judge.name)
 
     def build(workdir: Path) -> dict[str, Any]:
         table = tally(judge.read_judgments(judged))
-        report = {"title": label, "table": table, "model": cfg.model.name}
+        report = {"title": label, "table": table, "model": cfg.model.name,
+                  "arms": {role: {**arm.describe(), "kept": kept[role]}
+                           for role, arm in ctx.arms.items()}}
         (workdir / REPORT).write_text(json.dumps(report, indent=2))
         (workdir / "report.md").write_text(format_table(table, label) + "\n")
         plot(table, label, workdir / PLOT)

@@ -1,4 +1,4 @@
-"""Stage `train`: fine-tune the base model on the selected items, and on all items.
+"""Stage `train`: fine-tune the base model on an arm's training set.
 
 Alpaca prompt format, loss on response tokens only, EOS appended. Full fine-tuning, LoRA,
 or QLoRA (quant=nf4|int8 with a LoRA). Padding-free packing by default: the examples of a
@@ -24,10 +24,11 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
+from alpagasus.arms import Arm
 from alpagasus.artifacts import Artifact
 from alpagasus.config import Config
 from alpagasus.context import RunContext
@@ -38,7 +39,6 @@ from alpagasus.stages import select
 
 log = logging.getLogger(__name__)
 
-Variant = Literal["selected", "full"]
 MODEL_DIR = "model"
 
 
@@ -65,9 +65,6 @@ def validate(cfg: Config) -> None:
         raise TrainConfigError("train.effective_batch_size must be a multiple of per_device_batch_size")
     gradient_accumulation(cfg.train.effective_batch_size, cfg.train.per_device_batch_size,
                           world_size())  # under a multi-process launch: fails before rating
-    if cfg.export.variant not in ("selected", "full", "both"):
-        raise TrainConfigError(f"export.variant must be selected, full or both, got "
-                               f"'{cfg.export.variant}'")
 
 
 def preflight(cfg: Config, cache_dir: Path) -> str:
@@ -149,25 +146,21 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def run(ctx: RunContext, variant: Variant) -> Artifact:
-    return ctx.once(f"train/{variant}", lambda: _run(ctx, variant))
+def run(ctx: RunContext, arm: Arm) -> Artifact:
+    return ctx.once(f"train/{arm.role}", lambda: _run(ctx, arm))
 
 
-def _run(ctx: RunContext, variant: Variant) -> Artifact:
+def _run(ctx: RunContext, arm: Arm) -> Artifact:
     cfg = ctx.cfg  # already validated by main.run; train() re-checks via preflight()
-    if variant == "selected":
-        selection = select.run(ctx)
-        items = [Item(**d) for d in select.read_selected(selection)]
-        inputs = {"dataset": f"select/{selection.key}"}
-    else:
-        items = ctx.items
-        inputs = {"dataset": f"data/{ctx.data_key}"}
+    selection = select.run(ctx, arm)
+    items = [Item(**d) for d in select.read_selected(selection)]
+    inputs = {"dataset": f"select/{selection.key}"}
     config = {k: ctx.section(k) for k in ("model", "lora", "quant", "train")}
     for section in config.values():
         section.pop("name", None)  # a preset's name does not change the weights
 
     def build(workdir: Path) -> dict[str, Any]:
-        return train(cfg, items, workdir, ctx)
+        return train(cfg, items, workdir, ctx, log_prefix=f"train/{arm.name}")
 
     if world_size() > 1:
         # Every rank must enter the Trainer together; rank 0 alone publishes the artifact.
@@ -177,11 +170,13 @@ def _run(ctx: RunContext, variant: Variant) -> Artifact:
         # would each train alone, then deadlock at the first collective.
         state = PartialState(cpu=default_device() != "cuda")
         artifact = ctx.store.ensure_collective(
-            "train", config, inputs, build, state.is_main_process, state.wait_for_everyone
+            "train", config, inputs, build, state.is_main_process, state.wait_for_everyone,
+            meta={"arm": arm.describe()},
         )
     else:
-        artifact = ctx.store.ensure("train", config, inputs, build, resumable=True)
-    return ctx.finish_stage(artifact)
+        artifact = ctx.store.ensure("train", config, inputs, build, resumable=True,
+                                    meta={"arm": arm.describe()})
+    return ctx.finish_stage(artifact, name=f"train/{arm.name}")
 
 
 def attn_implementation(requested: str, device: str) -> str:
@@ -292,7 +287,7 @@ def training_arguments(cfg: Config, workdir: Path, report_to: list[str]):
 
 
 def train(cfg: Config, items: list[Item], workdir: Path, ctx: RunContext,
-          callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+          callbacks: Sequence[Any] = (), log_prefix: str = "train") -> dict[str, Any]:
     from datasets import Dataset
     from transformers import Trainer, set_seed
 
@@ -312,13 +307,17 @@ def train(cfg: Config, items: list[Item], workdir: Path, ctx: RunContext,
         if cfg.lora.enabled:
             model.enable_input_require_grads()
 
-    args = training_arguments(cfg, workdir, report_to=["wandb"] if ctx.tracker.enabled else [])
+    # Not the Trainer's own W&B callback: it logs every run under "train/*", so a job that
+    # trains two arms would overwrite one with the other. Ours logs under `log_prefix`.
+    args = training_arguments(cfg, workdir, report_to=[])
     trainer = Trainer(model=model, args=args, train_dataset=dataset,
                       data_collator=make_collator(tok, tc.packing), processing_class=tok)
     # First, so W&B (and log_history) see the metrics it adds to each log.
     trainer.callback_handler.callbacks.insert(0, ThroughputCallback())
     if cfg.lora.enabled:
         trainer.add_callback(GradientGuard())
+    if ctx.tracker.enabled:
+        trainer.add_callback(ctx.tracker.trainer_callback(log_prefix))
     for callback in callbacks:
         trainer.add_callback(callback)
     checkpoints = sorted((workdir / "checkpoints").glob("checkpoint-*"))

@@ -1,0 +1,1 @@
+"""Hydra configs shipped as package data (a wheel install finds them: pkg://alpagasus.conf)."""

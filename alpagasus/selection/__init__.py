@@ -1,0 +1,108 @@
+"""Selection strategies: how an arm's training items are chosen. One registry.
+
+A strategy is a class registered with ``@register_strategy``; adding one is one module (listed
+in ``BUILTIN`` below, or imported by the user before the run) plus one YAML in
+``conf/filter/`` (and ``conf/baseline/`` to use it as arm B). No stage changes. A strategy
+declares what it needs (a judge's ratings, per-item scores of a model, nothing), what enters
+its artifact key, and chooses indices from those inputs with a pure function.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from alpagasus.arms import Arm
+    from alpagasus.artifacts import Artifact
+    from alpagasus.context import RunContext
+    from alpagasus.data import Item
+
+# The strategies shipped with alpagasus, imported on first lookup: the one place they are listed.
+BUILTIN = ("judge", "random", "all")
+
+
+class SelectionError(ValueError):
+    exit_code = 1
+
+
+class Strategy:
+    """Base class; subclasses set ``name`` and override what they use."""
+
+    name: ClassVar[str]
+    needs_judge: ClassVar[bool] = False  # rate with the arm's judge first
+    uses_threshold: ClassVar[bool] = False
+    uses_seed: ClassVar[bool] = False
+    needs_size: ClassVar[bool] = False  # size is required (random)
+    takes_size: ClassVar[bool] = True  # size is meaningful at all
+
+    def check(self, spec: Any, size: Any, prefix: str) -> None:
+        """Config checks that need no data (run by config.validate before anything)."""
+        from alpagasus.config import ConfigError
+
+        if self.needs_size and size is None:
+            raise ConfigError(f"{prefix}method={self.name} needs a size: "
+                              f"{'size' if prefix == 'filter.' else 'baseline.size'}=N or match")
+        if not self.takes_size and size is not None:
+            raise ConfigError(f"{prefix}method={self.name} keeps a fixed set; it takes no size "
+                              f"(got {size}); use method=random for a sample")
+
+    def check_data(self, arm: Arm, n_items: int) -> None:
+        """Checks that need the loaded data, still before any request or model load."""
+        if isinstance(arm.size, int) and arm.size > n_items:
+            raise SelectionError(f"arm {arm.role} ({arm.filter_name}): size={arm.size} is "
+                                 f"larger than the data ({n_items} items)")
+
+    def key(self, arm: Arm) -> dict[str, Any]:
+        """What, besides the inputs and size, changes the selection (the artifact key)."""
+        return {}
+
+    def inputs(self, ctx: RunContext, arm: Arm) -> dict[str, Artifact]:
+        """Upstream artifacts the choice reads (ratings, per-item scores)."""
+        return {}
+
+    def scores(self, upstream: dict[str, Artifact]) -> list[dict[str, Any]] | None:
+        """Per-item rows {"index", "score", "status", ...} for selection.jsonl, if any."""
+        return None
+
+    def choose(self, arm: Arm, items: list[Item], upstream: dict[str, Artifact],
+               size: int | None) -> list[int]:
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register_strategy(cls: type[Strategy]) -> type[Strategy]:
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"selection strategy '{cls.name}' is registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtin() -> None:
+    for module in BUILTIN:
+        importlib.import_module(f"alpagasus.selection.{module}")
+
+
+def strategies() -> dict[str, type[Strategy]]:
+    _load_builtin()
+    return dict(_REGISTRY)
+
+
+def get_strategy(name: str, key: str = "filter.method") -> Strategy:
+    registry = strategies()
+    if name not in registry:
+        from alpagasus.config import ConfigError
+
+        raise ConfigError(f"{key}={name}: not a selection strategy "
+                          f"(registered: {', '.join(sorted(registry))})")
+    return registry[name]()
+
+
+def seeded_order(seed: int, texts: list[str]) -> Callable[[int], str]:
+    """A tie-breaker: a seeded hash of each item's text, independent of file order."""
+    import hashlib
+
+    return lambda i: hashlib.sha256(f"{seed}\0{texts[i]}".encode()).hexdigest()
