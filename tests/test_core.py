@@ -1,4 +1,4 @@
-"""Pure pieces: selection, verdict combination, tallies, artifacts."""
+"""Pure pieces: verdict combination, tallies, artifacts (selection: test_selection.py)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,6 @@ import pytest
 from alpagasus.artifacts import ArtifactStore
 from alpagasus.stages.judge import combine, order_verdict
 from alpagasus.stages.report import tally
-from alpagasus.stages.select import SelectionError, choose_by_score, choose_random
-
-RATINGS = [
-    {"index": 0, "score": 5.0}, {"index": 1, "score": 3.0}, {"index": 2, "score": None},
-    {"index": 3, "score": 4.5}, {"index": 4, "score": 4.5}, {"index": 5, "score": 4.0},
-]
-
-
-def test_threshold_selection():
-    assert choose_by_score(RATINGS, 4.5, None, False) == [0, 3, 4]
-    assert choose_by_score(RATINGS, 4.0, None, False) == [0, 3, 4, 5]
-    assert choose_by_score(RATINGS, 4.5, None, True) == [0, 2, 3, 4]
-
-
-def test_size_keeps_best_then_earliest():
-    assert choose_by_score(RATINGS, 0.0, 2, False) == [0, 3]
-    assert choose_by_score(RATINGS, 0.0, 3, False) == [0, 3, 4]
-
-
-def test_random_selection_is_seeded():
-    a = choose_random(100, 10, seed=1)
-    assert a == choose_random(100, 10, seed=1) and a != choose_random(100, 10, seed=2)
-    assert len(set(a)) == 10
-    with pytest.raises(SelectionError, match="larger than the data"):
-        choose_random(5, 10, seed=1)
-
 
 def test_order_verdict_and_paper_combination():
     assert order_verdict((8, 7), a_first=True) == "win"

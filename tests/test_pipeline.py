@@ -36,18 +36,22 @@ def test_pipeline_builds_everything_then_reuses_it(tiny_cfg, tmp_path, monkeypat
 
     arts = _artifacts(tmp_path)
     assert {k: len(v) for k, v in arts.items()} == {
-        "rate": 1, "select": 1, "train": 2, "generate": 2, "judge": 1, "report": 1}
+        "rate": 1, "select": 2, "train": 2, "generate": 2, "judge": 1, "report": 1}
     ratings = (arts["rate"][0] / "ratings.jsonl").read_text().splitlines()
     assert len(ratings) == 12
-    selected = json.loads((arts["select"][0] / "selected.json").read_text())
-    assert 0 < len(selected) <= 12
+    kept = sorted(len(json.loads((p / "selected.json").read_text())) for p in arts["select"])
+    assert 0 < kept[0] <= kept[1] == 12  # arm A (the filter) and arm B (all items)
     for train_dir in arts["train"]:
         assert (train_dir / "model" / "adapter_model.safetensors").is_file()
         assert not (train_dir / "checkpoints").exists()
     answers = [json.loads(x) for x in (arts["generate"][0] / "answers.jsonl").read_text().splitlines()]
-    assert len(answers) == 3 and all("###" not in a["answer"] for a in answers)
+    assert len(answers) == 3 and all("### Instruction" not in a["answer"] for a in answers)
+    arms = {json.loads((p / "manifest.json").read_text())["meta"]["arm"]["role"]
+            for p in arts["generate"]}
+    assert arms == {"a", "b"}
     report = json.loads((arts["report"][0] / "report.json").read_text())
     overall = report["table"]["all"]
+    assert report["title"].startswith("A = local≥1 (") and "vs B = all (12)" in report["title"]
     assert overall["win"] + overall["tie"] + overall["lose"] + overall["unparsed"] == 3
     if overall["n"]:
         assert score == overall["winning_score"]
@@ -65,7 +69,7 @@ def test_pipeline_builds_everything_then_reuses_it(tiny_cfg, tmp_path, monkeypat
     built = [r.message for r in caplog.records if "building artifact" in r.message]
     assert built == []
     assert {p: p.stat().st_mtime for p in mtimes} == mtimes
-    assert "done: 8 artifacts, 8 reused, 0 built" in caplog.text
+    assert "done: 9 artifacts, 9 reused, 0 built" in caplog.text
     _assert_no_canary(tmp_path)
 
 
@@ -79,11 +83,11 @@ def test_threshold_sweep_rates_once(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     arts = _artifacts(tmp_path)
     assert len(arts["rate"]) == 1
-    assert len(arts["select"]) == 2
-    # selected@0.5, selected@1.0 (unless both keep the same items) and the shared full model
+    assert len(arts["select"]) == 3  # arm A at 0.5 and at 1.0, arm B (all items) once
+    # arm A@0.5, arm A@1.0 (unless both keep the same items) and the shared all-data model
     assert len(arts["train"]) in (2, 3)
-    full_inputs = [json.loads((p / "manifest.json").read_text())["inputs"]["dataset"]
-                   for p in arts["train"]]
-    assert sum(d.startswith("data/") for d in full_inputs) == 1
+    methods = [json.loads((p / "manifest.json").read_text())["meta"]["arm"]["method"]
+               for p in arts["train"]]
+    assert methods.count("all") == 1
     assert list((tmp_path / "multiruns").rglob(".hydra/config.yaml"))
     _assert_no_canary(tmp_path)
