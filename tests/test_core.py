@@ -62,3 +62,24 @@ def test_failed_build_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         store.ensure("stage", {}, {}, build)
     assert [p.name for p in (tmp_path / "stage").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_each_arm_logs_under_its_own_wandb_keys():
+    """Two trainings in one job must not write the same W&B keys (train/* was overwritten)."""
+    from types import SimpleNamespace
+
+    from alpagasus.tracking import Tracker
+
+    logged: list[dict] = []
+    tracker = Tracker.off()
+    tracker.run = SimpleNamespace(log=logged.append, summary={})
+    state = SimpleNamespace(global_step=3)
+    for arm in ("chatgpt_t4.5", "all"):
+        tracker.trainer_callback(f"train/{arm}").on_log(None, state, None,
+                                                        logs={"loss": 1.0, "note": "x"})
+    assert logged == [{"train/chatgpt_t4.5/loss": 1.0, "train/chatgpt_t4.5/global_step": 3},
+                      {"train/all/loss": 1.0, "train/all/global_step": 3}]
+    tracker.run.summary = {}
+    tracker.run.summary = type("S", (dict,), {"update": dict.update})()
+    tracker.log_stage("generate/all", {"prompts": 3}, reused=False)
+    assert logged[-1] == {"generate/all/prompts": 3, "generate/all/reused": 0}
