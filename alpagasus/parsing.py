@@ -276,9 +276,10 @@ def _matches(patterns: Iterable[re.Pattern], text: str) -> Iterator[re.Match]:
                 yield m
 
 
-def _rating_tiers(text: str) -> Iterator[tuple[str, list[_Reading]]]:
+def _rating_tiers(text: str) -> Iterator[list[_Reading]]:
+    """The readings of each tier, highest first (final label, declarations, prose, start)."""
     lines = _lines(text)
-    yield "final", [_reading(m) for m in _matches(_FINAL, text)]
+    yield [_reading(m) for m in _matches(_FINAL, text)]
 
     declared = []
     lead = _lead_index(lines)
@@ -294,17 +295,17 @@ def _rating_tiers(text: str) -> Iterator[tuple[str, list[_Reading]]]:
         elif _LABEL_ONLY_LINE.fullmatch(line) and i + 1 < len(lines) and \
                 (m := _BARE_LINE.fullmatch(lines[i + 1])):
             declared.append((i + 1, _reading(m)))
-    yield "declaration", [r for _, r in declared]
+    yield [r for _, r in declared]
 
     prose = [_reading(m) for m in _matches(_PROSE, text)]
     prose += [_reading(m) for m in _FORM.finditer(text)
               if float(m.group(2)) in _SCALES and _clean_end(text, m.end())]
-    yield "prose", prose
+    yield prose
 
     start = _START.match(lines[0]) if lines else None
     if start and _AMBIGUOUS_END.match(lines[0], start.end(2) if start.group(2) else start.end(1)):
         start = None  # "3, 5 and 7 are primes"
-    yield "first-line start", [_reading(start)] if start else []
+    yield [_reading(start)] if start else []
 
 
 def parse_rating(reply: str, low: float = 0.0, high: float = 5.0) -> ParsedScore:
@@ -316,7 +317,7 @@ def parse_rating(reply: str, low: float = 0.0, high: float = 5.0) -> ParsedScore
     if lead is not None:
         m = _LEAD_LINE.fullmatch(lines[lead])
         lead_key = _reading(m).key(high) if m else None
-    for tier, readings in _rating_tiers(text):
+    for readings in _rating_tiers(text):
         found, key = _agreed(readings, high)
         if not found:
             continue
@@ -333,7 +334,7 @@ def parse_rating(reply: str, low: float = 0.0, high: float = 5.0) -> ParsedScore
 # --- pairs -----------------------------------------------------------------------------------
 
 _ASSISTANT = r"\bassistant[ \t_#-]*([12])(?![\w]|\.\d)"
-_OWN = rf"(?:'s)?(?:[ \t]+(?:answer|response))?[\"']?"
+_OWN = r"(?:'s)?(?:[ \t]+(?:answer|response))?[\"']?"
 _SEP = r"[ \t]*(?:[:=|(]|-(?!\d)|–|—)[ \t]*"
 _SCORE_WORD = rf"(?:(?:overall|final|total){_SP})?(?:score|rating|grade)"
 _OF = rf"(?:(?:a|an)[ \t]+)?(?:{_SCORE_WORD}[ \t]+(?:of[ \t]+)?)?"
@@ -374,8 +375,8 @@ _SECTION_SCORE = re.compile(rf"{_SCORE_WORD}s?{_SP}(?:is|[:=\-–—])?{_SP}(?:a
 # A line that is only two scores and score vocabulary: "8 7", "Scores: 8, 7", "[[8, 7]]",
 # "8/10 and 7/10", "Assistant 1 and 2: 8 and 7".
 _PAIR_FILLER = re.compile(
-    rf"\b(?:(?:final|overall|total|my)[ \t]+)*(?:scores?|ratings?)\b|\bassistants?[ \t]*1[ \t]*"
-    rf"(?:and|&|,)[ \t]*(?:assistant[ \t]*)?2\b|\b(?:for|are|is|respectively|the)\b", re.I)
+    r"\b(?:(?:final|overall|total|my)[ \t]+)*(?:scores?|ratings?)\b|\bassistants?[ \t]*1[ \t]*"
+    r"(?:and|&|,)[ \t]*(?:assistant[ \t]*)?2\b|\b(?:for|are|is|respectively|the)\b", re.I)
 _PAIR_LINE = re.compile(
     rf"{_SP}[:=]?{_SP}[\[(]*{_SP}{_NUMFORM}{_SP}(?:,|;|&|\||\band\b|\bvs\.?|[ \t])"
     rf"{_SP}{_NUMFORM}{_SP}[\])]*{_SP}[.,]?{_SP}", re.I)
