@@ -42,15 +42,17 @@ Labels beat positions: a complete label reading wins; a label for one side only 
 agree with whatever tier decides, else ``unparsed``.
 
 Every labelled or anchored number must end cleanly: a number followed by a noun ("3
-items", "2 of the 3"), a range ("4-5", "4 to 5") or an alternative ("4 or 5") is not a
-score. A number glued to a word ("GPT-4", "5th", "v3"), a percentage, a time, an id
-("#3") or a fraction's denominator is never read.
+items", "2 of the 3"), a range ("4-5", "4 to 5"), an alternative ("4 or 5") or a condition
+("would deserve a 5 if ...") is not a score. Verbs count in the judge's voice ("I would
+rate it a 4", "I'd give it a 4"), not as what the rated answer did ("the response rates
+the movie 4", "it gives it a 4"). A number glued to a word ("GPT-4", "5th", "v3"), a
+percentage, a time, an id ("#3") or a fraction's denominator is never read.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 # Bumped whenever a change here can change a score: it enters the rate/judge artifact keys,
@@ -81,7 +83,8 @@ _SP = r"[ \t]*"
 _NUM = (r"(?<![\w.$€£#/])(?<![A-Za-z]-)(?<!\d:)(-?\d+(?:\.\d+)?)"
         r"(?![\w%]|\.\d|:\d)")
 # A score with its scale: "4/5", "4.5 / 5.0", "4 out of 5", "8 (out of 10)".
-_NUMFORM = _NUM + rf"(?:{_SP}\(?{_SP}(?:/|out{_SP}of\b){_SP}(\d+(?:\.\d+)?)(?![\w%]|\.\d)(?:{_SP}\))?)?"
+_NUMFORM = _NUM + (rf"(?:{_SP}\(?{_SP}(?:/|out{_SP}of\b){_SP}(\d+(?:\.\d+)?)(?![\w%]|\.\d)"
+                   rf"(?:{_SP}\))?)?")
 _SCALES = (5.0, 10.0)  # denominators that make "N/D" a score form in prose
 
 # What may follow an anchored score: the end, punctuation, a connective or a score word.
@@ -132,6 +135,50 @@ def _agreed(readings: Iterable[_Reading], high: float) -> tuple[bool, tuple[floa
     return True, keys.pop() if len(keys) == 1 else None
 
 
+class _Rx:
+    """A pattern with the words (lower case) it needs. Most replies hold none of them, and
+    a substring test costs far less than a regex scan; an ``anchored`` pattern starts with
+    one of its words, so it is only tried where one occurs (parsing 52k replies twice per
+    rating run must take seconds, not minutes)."""
+
+    __slots__ = ("words", "pattern", "anchored")
+
+    def __init__(self, words: str, pattern: str, flags: int = _F, anchored: bool = True):
+        self.words = tuple(words.split())
+        self.pattern = re.compile(pattern, flags)
+        self.anchored = anchored
+
+    def present(self, low: str) -> bool:
+        return any(w in low for w in self.words)
+
+    def finditer(self, text: str, low: str) -> Iterator[re.Match]:
+        if not self.anchored:
+            return self.pattern.finditer(text) if self.present(low) else iter(())
+        return self._anchored(text, low)
+
+    def _anchored(self, text: str, low: str) -> Iterator[re.Match]:
+        starts = set()
+        for word in self.words:
+            i = low.find(word)
+            while i >= 0:
+                starts.add(i)
+                i = low.find(word, i + 1)
+        for i in sorted(starts):
+            if m := self.pattern.match(text, i):
+                yield m
+
+    def sub(self, repl: Callable[[re.Match], str] | str, text: str, low: str) -> str:
+        return self.pattern.sub(repl, text) if self.present(low) else text
+
+
+def _lower(text: str) -> str:
+    """``text.lower()`` with the same indices (a few characters lower to two)."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
 # --- normalizing a reply -------------------------------------------------------------------
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*(\w*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.S | re.M)
@@ -140,44 +187,49 @@ _QUOTE = re.compile(r"^[ \t]*>.*$", re.M)
 _HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]*", re.M)
 _BULLET = re.compile(r"^[ \t]*(?:[-*+•][ \t]+)+", re.M)
 _TABLE_RULE = re.compile(r"^[ \t|:-]+$", re.M)
+_ITALIC = re.compile(r"(?<![\w*])\*(?=\S)|(?<=\S)\*(?![\w*])")
 _THOUSANDS = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?![\w])")
 _SCALE_NUM = r"(?:0|1)(?:\.0)?"
 _SCALE_TOP = r"(?:5|10|100)(?:\.0)?"
 _SCALE_PHRASES = [
     # "on a scale of 0 to 5", "on a scale from 1-10", "in the range 0-5"
-    re.compile(rf"(?:\bon{_SP})?(?:\ba{_SP})?\b(?:scale|range)\b{_SP}(?:of|from|between)?{_SP}"
-               rf"\(?{_SP}\d+(?:\.\d+)?{_SP}(?:-|–|—|to|through|and){_SP}\d+(?:\.\d+)?{_SP}\)?",
-               re.I),
+    _Rx("scale range", rf"\b(?:scale|range)\b{_SP}(?:of|from|between)?{_SP}\(?{_SP}"
+        rf"\d+(?:\.\d+)?{_SP}(?:-|–|—|to|through|and){_SP}\d+(?:\.\d+)?{_SP}\)?",
+        re.I, anchored=False),
     # "on a 0-5 scale", "a 1 to 10 scale"
-    re.compile(rf"(?:\bon{_SP})?(?:\ba{_SP})?(?<![\w.]){_SCALE_NUM}{_SP}(?:-|–|—|to){_SP}"
-               rf"{_SCALE_TOP}{_SP}(?:-?{_SP}point{_SP})?\bscale\b", re.I),
+    _Rx("scale", rf"(?<![\w.]){_SCALE_NUM}{_SP}(?:-|–|—|to){_SP}{_SCALE_TOP}{_SP}"
+        rf"(?:-?{_SP}point{_SP})?\bscale\b", re.I, anchored=False),
     # "5-point scale", "ten-point scale"
-    re.compile(r"\b(?:\d+|five|ten|hundred)[ -]?point\b(?:[ \t]+scale\b)?", re.I),
+    _Rx("point", r"\b(?:\d+|five|ten|hundred)[ -]?point\b(?:[ \t]+scale\b)?", re.I,
+        anchored=False),
     # "maximum of 5", "max 5", "highest possible score of 5"
-    re.compile(rf"\b(?:max(?:imum)?|highest(?:{_SP}possible)?)\b{_SP}(?:score|rating)?{_SP}"
-               rf"(?:of|is|:|=)?{_SP}{_NUM}", re.I),
-    # bare "0-5", "1 to 10", "(0–10)": the scales judges name
-    re.compile(rf"(?<![\w.\-/]){_SCALE_NUM}{_SP}(?:-|–|—|to){_SP}{_SCALE_TOP}(?![\w.%]|/\d)",
-               re.I),
+    _Rx("max highest", rf"\b(?:max(?:imum)?|highest(?:{_SP}possible)?)\b{_SP}"
+        rf"(?:score|rating)?{_SP}(?:of|is|:|=)?{_SP}{_NUM}", re.I, anchored=False),
+    # bare "0-5", "1 to 10", "(0–10)": the scales judges name. The digit comes first so
+    # that the regex engine can skip to candidate positions.
+    _Rx("- – — to", rf"[01](?<![\w.\-/][01])(?:\.0)?{_SP}(?:-|–|—|to){_SP}{_SCALE_TOP}"
+        rf"(?![\w.%]|/\d)", re.I, anchored=False),
 ]
 # "out of 5" / "/10" is a score form after a number ("4 out of 5") and a scale mention
 # otherwise ("Score (out of 5): 4", "Scores (/10): 8 7").
-_OUT_OF = re.compile(rf"\(?{_SP}(?:\bout{_SP}of|/){_SP}\d+(?:\.\d+)?(?![\w.%]|\.\d){_SP}\)?",
-                     re.I)
+_OUT_OF = _Rx("out /", rf"\(?{_SP}(?:\bout{_SP}of|/){_SP}\d+(?:\.\d+)?(?![\w.%]|\.\d){_SP}\)?",
+              re.I, anchored=False)
 _AFTER_NUMBER = re.compile(rf"\d{_SP}\(?{_SP}$")
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]")
 
 
-def _drop_scale_mentions(text: str) -> str:
+def _drop_scale_mentions(text: str, low: str) -> str:
+    # ``low`` is the reply before these edits: they only remove text, so a word absent
+    # from it is absent from what they leave.
     for pattern in _SCALE_PHRASES:
-        text = pattern.sub(" ", text)
+        text = pattern.sub(" ", text, low)
 
     def out_of(m: re.Match) -> str:
         before = text[max(0, m.start() - 12):m.start()]
         return m.group(0) if _AFTER_NUMBER.search(before) else " "
 
-    text = _OUT_OF.sub(out_of, text)
-    return _EMPTY_BRACKETS.sub(" ", text)
+    text = _OUT_OF.sub(out_of, text, low)
+    return _EMPTY_BRACKETS.sub(" ", text) if "(" in text or "[" in text else text
 
 
 def _normalize(reply: str) -> str:
@@ -190,18 +242,23 @@ def _normalize(reply: str) -> str:
         short = body.count("\n") <= 1 and len(body) < 40
         return body if m.group(1).lower() == "json" or short else "\n"
 
-    text = _FENCE.sub(fence, text)
-    text = _INLINE_CODE.sub(lambda m: m.group(1) if re.fullmatch(r"[\s\d./]*", m.group(1))
-                            else " ", text)
-    text = _QUOTE.sub("", text)  # quoted answer text
-    text = _HEADING.sub("", text)
+    if "`" in text:
+        text = _FENCE.sub(fence, text)
+        text = _INLINE_CODE.sub(lambda m: m.group(1) if re.fullmatch(r"[\s\d./]*", m.group(1))
+                                else " ", text)
+    if ">" in text:
+        text = _QUOTE.sub("", text)  # quoted answer text
+    if "#" in text:
+        text = _HEADING.sub("", text)
     text = text.replace("**", "").replace("__", "")
     text = _BULLET.sub("", text)
-    text = re.sub(r"(?<![\w*])\*(?=\S)|(?<=\S)\*(?![\w*])", "", text)  # *italic*
-    text = _TABLE_RULE.sub("", text)
-    text = _THOUSANDS.sub(" ", text)  # "1,000" is never a score
-    text = _drop_scale_mentions(text)
-    return text
+    if "*" in text:
+        text = _ITALIC.sub("", text)
+    if "|" in text or "--" in text:
+        text = _TABLE_RULE.sub("", text)
+    if "," in text:
+        text = _THOUSANDS.sub(" ", text)  # "1,000" is never a score
+    return _drop_scale_mentions(text, _lower(text))
 
 
 def _lines(text: str) -> list[str]:
@@ -231,55 +288,60 @@ _SUFFIX = rf"{_SP}(?:points?|stars?)?{_SP}[.!]?{_SP}"
 _BARE_LINE = re.compile(rf"[\[(\"']?{_NUMFORM}[\])\"']?{_SUFFIX}", re.I)
 _LABELLED_LINE = re.compile(rf"{_LABEL}{_NUMFORM}{_SUFFIX}", re.I)
 # The first line as the prompt asks for it: a bare score or a score/rating label.
-_LEAD_LINE = re.compile(rf"(?:(?:my|the|final|overall|total){_SP})*(?:(?:score|rating|grade)s?{_SP}"
-                        rf"[\"']?{_SP}(?:is|of|=|:|-|–|—)?{_SP}(?:a{_SP}(?=\d))?)?[\[(\"']?{_NUMFORM}"
-                        rf"[\])\"']?{_SUFFIX}",
-                        re.I)
+_LEAD_LINE = re.compile(rf"(?:(?:my|the|final|overall|total){_SP})*(?:(?:score|rating|grade)s?"
+                        rf"{_SP}[\"']?{_SP}(?:is|of|=|:|-|–|—)?{_SP}(?:a{_SP}(?=\d))?)?"
+                        rf"[\[(\"']?{_NUMFORM}[\])\"']?{_SUFFIX}", re.I)
 _LABEL_ONLY_LINE = re.compile(rf"(?:(?:my|the|final|overall|total){_SP})*"
                               rf"(?:score|rating|grade|verdict){_SP}:?", re.I)
 _FINAL = [
-    re.compile(rf"\b{_FINAL_WORD}{_SP}(?:accuracy{_SP}|helpfulness{_SP})?"
-               rf"(?:score|rating|grade|verdict|evaluation|assessment)\b{_SP}[\"']?{_SP}"
-               rf"(?:is|of|would{_SP}be|=|:|-|–|—)?{_SP}(?:a{_SP})?{_NUMFORM}", _F),
-    re.compile(rf"^{_SP}overall{_SP}[:=]{_SP}{_NUMFORM}", _F),
+    _Rx("final overall total", rf"\b{_FINAL_WORD}{_SP}(?:accuracy{_SP}|helpfulness{_SP})?"
+        rf"(?:score|rating|grade|verdict|evaluation|assessment)\b{_SP}[\"']?{_SP}"
+        rf"(?:is|of|would{_SP}be|=|:|-|–|—)?{_SP}(?:a{_SP})?{_NUMFORM}"),
+    _Rx("overall", rf"^{_SP}overall{_SP}[:=]{_SP}{_NUMFORM}", anchored=False),
 ]
 _FOR_IT = (r"(?:[ \t]+for[ \t]+(?:it|this|that|the)(?:[ \t]+(?:response|answer|output|reply))?)?")
 _OBJECT = (r"(?:(?:it|this|that|the|its|my|response|answer|output|reply|submission|one|"
            r"accuracy|helpfulness|of|overall)[ \t]+){0,6}")
+_GIVE = r"\b(?:give|giving|assign|assigning|award|awarding)[ \t]+"  # the judge's voice
 _PROSE = [
     # "a score of 4", "my rating is 4", "Score: 4", "rating would be 4.5"
-    re.compile(rf"\b(?:score|rating|grade)\b{_FOR_IT}{_SP}[\"']?{_SP}(?:is|of|would{_SP}be|should{_SP}be|"
-               rf"will{_SP}be|=|:|-|–|—)?{_SP}(?:a{_SP}|an{_SP})?{_NUMFORM}", _F),
-    # "I would rate this response a 4", "rated as 4.5", "I score it 3"
-    re.compile(rf"\b(?:rate|rates|rated|rating|score|scores|scored|scoring)[ \t]+{_OBJECT}"
-               rf"(?:(?:a|an|as|at|with)[ \t]+){{0,2}}{_NUMFORM}", _F),
+    _Rx("score rating grade", rf"\b(?:score|rating|grade)\b{_FOR_IT}{_SP}[\"']?{_SP}"
+        rf"(?:is|of|would{_SP}be|should{_SP}be|will{_SP}be|=|:|-|–|—)?{_SP}(?:a{_SP}|an{_SP})?"
+        rf"{_NUMFORM}"),
+    # "I would rate this response a 4", "rated as 4.5", "I score it 3". The judge speaks in
+    # the first person; "the response rates it 4" is what the rated answer did.
+    _Rx("rat scor", rf"\b(?:rate|rated|rating|score|scored|scoring)[ \t]+{_OBJECT}"
+        rf"(?:(?:a|an|as|at|with)[ \t]+){{0,2}}{_NUMFORM}"),
+    # "This response scores a 4", but not "the response scores the essay 4"
+    _Rx("rates scores", rf"\b(?:rates|scores)[ \t]+(?:(?:a|an|as|at)[ \t]+)?{_NUMFORM}"),
     # "I'd give it a 4", "I give this response a score of 4.5", "assign it 3"
-    re.compile(rf"\b(?:give|gives|giving|gave|assign|assigns|assigning|award|awards|awarding)"
-               rf"[ \t]+(?:it|this|this[ \t]+response|the[ \t]+response|this[ \t]+answer)[ \t]+"
-               rf"(?:(?:a|an)[ \t]+)?(?:(?:score|rating|grade)[ \t]+(?:of[ \t]+)?)?{_NUMFORM}", _F),
-    re.compile(rf"\b(?:give|gives|giving|gave|assign|assigns|assigning|award|awards|awarding)"
-               rf"[ \t]+{_OBJECT}(?:a|an)[ \t]+(?:(?:score|rating|grade)[ \t]+(?:of[ \t]+)?)?"
-               rf"{_NUMFORM}", _F),
+    _Rx("giv assign award", rf"{_GIVE}(?:it|this|this[ \t]+response|the[ \t]+response"
+        rf"|this[ \t]+answer)[ \t]+(?:(?:a|an)[ \t]+)?(?:(?:score|rating|grade)[ \t]+"
+        rf"(?:of[ \t]+)?)?{_NUMFORM}"),
+    _Rx("giv assign award", rf"{_GIVE}{_OBJECT}(?:a|an)[ \t]+(?:(?:score|rating|grade)"
+        rf"[ \t]+(?:of[ \t]+)?)?{_NUMFORM}"),
     # "deserves a 4", "earns a score of 4.5", "The response deserves 3."
-    re.compile(rf"\b(?:deserves?|merits?|warrants?|earns?|receives?)[ \t]+(?:(?:a|an)[ \t]+)?"
-               rf"(?:(?:perfect|solid|high|low)[ \t]+)?(?:(?:score|rating|grade)[ \t]+"
-               rf"(?:of[ \t]+)?)?{_NUMFORM}", _F),
+    _Rx("deserv merit warrant earn receiv",
+        rf"\b(?:deserves?|merits?|warrants?|earns?|receives?)[ \t]+(?:(?:a|an)[ \t]+)?"
+        rf"(?:(?:perfect|solid|high|low)[ \t]+)?(?:(?:score|rating|grade)[ \t]+"
+        rf"(?:of[ \t]+)?)?{_NUMFORM}"),
 ]
-_FORM = re.compile(rf"{_NUM}{_SP}\(?{_SP}(?:/|out{_SP}of\b){_SP}(\d+(?:\.\d+)?)(?![\w%]|\.\d)", _F)
+_FORM = _Rx("/ out", rf"{_NUM}{_SP}\(?{_SP}(?:/|out{_SP}of\b){_SP}(\d+(?:\.\d+)?)"
+            rf"(?![\w%]|\.\d)", anchored=False)
 _START = re.compile(rf"^{_NUMFORM}(?:{_SP}(?:-|–|—|:|,|;)[ \t]+|[ \t]+(?=[A-Z]))", re.I)
 
 
-def _matches(patterns: Iterable[re.Pattern], text: str) -> Iterator[re.Match]:
+def _matches(patterns: Iterable[_Rx], text: str, low: str) -> Iterator[re.Match]:
     for pattern in patterns:
-        for m in pattern.finditer(text):
+        for m in pattern.finditer(text, low):
             if _clean_end(text, m.end()):
                 yield m
 
 
-def _rating_tiers(text: str) -> Iterator[list[_Reading]]:
+def _rating_tiers(text: str, low: str) -> Iterator[list[_Reading]]:
     """The readings of each tier, highest first (final label, declarations, prose, start)."""
     lines = _lines(text)
-    yield [_reading(m) for m in _matches(_FINAL, text)]
+    yield [_reading(m) for m in _matches(_FINAL, text, low)]
 
     declared = []
     lead = _lead_index(lines)
@@ -297,8 +359,8 @@ def _rating_tiers(text: str) -> Iterator[list[_Reading]]:
             declared.append((i + 1, _reading(m)))
     yield [r for _, r in declared]
 
-    prose = [_reading(m) for m in _matches(_PROSE, text)]
-    prose += [_reading(m) for m in _FORM.finditer(text)
+    prose = [_reading(m) for m in _matches(_PROSE, text, low)]
+    prose += [_reading(m) for m in _FORM.finditer(text, low)
               if float(m.group(2)) in _SCALES and _clean_end(text, m.end())]
     yield prose
 
@@ -317,7 +379,7 @@ def parse_rating(reply: str, low: float = 0.0, high: float = 5.0) -> ParsedScore
     if lead is not None:
         m = _LEAD_LINE.fullmatch(lines[lead])
         lead_key = _reading(m).key(high) if m else None
-    for readings in _rating_tiers(text):
+    for readings in _rating_tiers(text, _lower(text)):
         found, key = _agreed(readings, high)
         if not found:
             continue
@@ -340,33 +402,35 @@ _SCORE_WORD = rf"(?:(?:overall|final|total){_SP})?(?:score|rating|grade)"
 _OF = rf"(?:(?:a|an)[ \t]+)?(?:{_SCORE_WORD}[ \t]+(?:of[ \t]+)?)?"
 _PAIR_LABELS = [
     # "Assistant 1: 8", "Assistant 1 - 8", "| Assistant 1 | 8 |", "Assistant 1 (8/10)"
-    re.compile(rf"{_ASSISTANT}{_OWN}(?:{_SEP})+(?:a[ \t]+)?{_NUMFORM}", _F),
+    _Rx("assistant", rf"{_ASSISTANT}{_OWN}(?:{_SEP})+(?:a[ \t]+)?{_NUMFORM}"),
     # "Assistant 1 score: 9", "Assistant 1's overall score is 8", "Assistant 1 (score 8)"
-    re.compile(rf"{_ASSISTANT}{_OWN}(?:{_SEP})*[ \t]*{_SCORE_WORD}{_SP}(?:is|of|[:=\-–—])?{_SP}"
-               rf"(?:a[ \t]+)?{_NUMFORM}", _F),
+    _Rx("assistant", rf"{_ASSISTANT}{_OWN}(?:{_SEP})*[ \t]*{_SCORE_WORD}{_SP}"
+        rf"(?:is|of|[:=\-–—])?{_SP}(?:a[ \t]+)?{_NUMFORM}"),
     # "Score for Assistant 1: 4", "the rating of Assistant 2 is 7"
-    re.compile(rf"\b{_SCORE_WORD}s?[ \t]+(?:for|of)[ \t]+{_ASSISTANT}{_OWN}{_SP}"
-               rf"(?:is|[:=\-–—])?{_SP}{_NUMFORM}", _F),
+    _Rx("overall final total score rating grade", rf"\b{_SCORE_WORD}s?[ \t]+(?:for|of)[ \t]+"
+        rf"{_ASSISTANT}{_OWN}{_SP}(?:is|[:=\-–—])?{_SP}{_NUMFORM}"),
     # "I would rate Assistant 1 a 7", "I give Assistant 2 a score of 9"
-    re.compile(rf"\b(?:rate|rating|give|giving|assign|assigning|award|awarding|score|scoring)"
-               rf"[ \t]+{_ASSISTANT}{_OWN}[ \t]+(?:(?:as|at|with)[ \t]+)?{_OF}{_NUMFORM}", _F),
+    _Rx("rat giv assign award scor", rf"\b(?:rate|rating|give|giving|assign|assigning|award"
+        rf"|awarding|score|scoring)[ \t]+{_ASSISTANT}{_OWN}[ \t]+(?:(?:as|at|with)[ \t]+)?"
+        rf"{_OF}{_NUMFORM}"),
     # "Assistant 1 receives a score of 7", "Assistant 2 gets 8", "Assistant 1 is rated 6"
-    re.compile(rf"{_ASSISTANT}{_OWN}[ \t]+(?:receives|received|gets|got|earns|earned|deserves"
-               rf"|scores|scored|merits|(?:is|was)[ \t]+(?:rated|given|awarded|scored)"
-               rf"|should[ \t]+(?:get|receive|be[ \t]+(?:given|rated|awarded)))"
-               rf"[ \t]+(?:(?:as|at|with)[ \t]+)?{_OF}{_NUMFORM}", _F),
+    _Rx("assistant", rf"{_ASSISTANT}{_OWN}[ \t]+(?:receives|received|gets|got|earns|earned"
+        rf"|deserves|scores|scored|merits|(?:is|was)[ \t]+(?:rated|given|awarded|scored)"
+        rf"|should[ \t]+(?:get|receive|be[ \t]+(?:given|rated|awarded)))"
+        rf"[ \t]+(?:(?:as|at|with)[ \t]+)?{_OF}{_NUMFORM}"),
     # the second half of "rate Assistant 1 a 7 and Assistant 2 a 9", "... and for Assistant 2
     # is 7"
-    re.compile(rf"\b(?:and|while|whereas|but)[ \t]+(?:for[ \t]+|to[ \t]+)?{_ASSISTANT}{_OWN}"
-               rf"[ \t]+(?:(?:is|gets|receives|a|an|as|at|with)[ \t]+)+"
-               rf"(?:{_SCORE_WORD}[ \t]+(?:of[ \t]+)?)?{_NUMFORM}", _F),
+    _Rx("and while whereas but", rf"\b(?:and|while|whereas|but)[ \t]+(?:for[ \t]+|to[ \t]+)?"
+        rf"{_ASSISTANT}{_OWN}[ \t]+(?:(?:is|gets|receives|a|an|as|at|with)[ \t]+)+"
+        rf"(?:{_SCORE_WORD}[ \t]+(?:of[ \t]+)?)?{_NUMFORM}"),
 ]
 _PAIR_BOTH = [
     # "Both assistants receive a score of 8", "I would give both assistants an 8"
-    re.compile(rf"\bboth(?:[ \t]+assistants)?[ \t]+(?:receive|get|deserve|earn|score)[ \t]+"
-               rf"{_OF}{_NUMFORM}", _F),
-    re.compile(rf"\b(?:give|giving|rate|rating|assign|assigning|award|awarding)[ \t]+both"
-               rf"(?:[ \t]+assistants)?[ \t]+(?:(?:as|at|with)[ \t]+)?{_OF}{_NUMFORM}", _F),
+    _Rx("both", rf"\bboth(?:[ \t]+assistants)?[ \t]+(?:receive|get|deserve|earn|score)[ \t]+"
+        rf"{_OF}{_NUMFORM}"),
+    _Rx("giv rat assign award", rf"\b(?:give|giving|rate|rating|assign|assigning|award"
+        rf"|awarding)[ \t]+both(?:[ \t]+assistants)?[ \t]+(?:(?:as|at|with)[ \t]+)?"
+        rf"{_OF}{_NUMFORM}"),
 ]
 _SECTION = re.compile(rf"(?:(?:evaluation|assessment|review|feedback|scores?)[ \t]+(?:of|for)"
                       rf"[ \t]+)?{_ASSISTANT}{_OWN}{_SP}(?:\(.*\))?{_SP}:?", re.I)
@@ -382,28 +446,29 @@ _PAIR_LINE = re.compile(
     rf"{_SP}{_NUMFORM}{_SP}[\])]*{_SP}[.,]?{_SP}", re.I)
 _PAIR_PROSE = [
     # "[[8, 7]]" anywhere
-    re.compile(rf"\[\[{_SP}{_NUMFORM}{_SP}[,;]?{_SP}{_NUMFORM}{_SP}\]\]", _F),
+    _Rx("[[", rf"\[\[{_SP}{_NUMFORM}{_SP}[,;]?{_SP}{_NUMFORM}{_SP}\]\]"),
     # "8 and 7, respectively", "8/10 and 7/10 respectively"
-    re.compile(rf"{_NUMFORM}{_SP}(?:,|and|,[ \t]*and){_SP}{_NUMFORM}{_SP},?{_SP}\(?respectively",
-               _F),
+    _Rx("respectively", rf"{_NUMFORM}{_SP}(?:,|and|,[ \t]*and){_SP}{_NUMFORM}{_SP},?{_SP}"
+        rf"\(?respectively", anchored=False),
     # "scores of 8 and 7", "the scores are 8 and 7", "Scores: 8, 7"
-    re.compile(rf"\b(?:scores|ratings)\b[ \t]+(?:are[ \t]+|of[ \t]+|would[ \t]+be[ \t]+)?[:=]?"
-               rf"{_SP}{_NUMFORM}{_SP}(?:,|and|,[ \t]*and|&){_SP}{_NUMFORM}", _F),
+    _Rx("scores ratings", rf"\b(?:scores|ratings)\b[ \t]+(?:are[ \t]+|of[ \t]+"
+        rf"|would[ \t]+be[ \t]+)?[:=]?{_SP}{_NUMFORM}{_SP}(?:,|and|,[ \t]*and|&){_SP}{_NUMFORM}"),
 ]
+_SCORES_WORD = re.compile(r"\b(?:scores|ratings)\b", re.I)
 _PAIR_START = re.compile(rf"^{_NUMFORM}{_SP}(?:,|;|[ \t]){_SP}{_NUMFORM}(?=[ \t.,:;-]+[A-Za-z])",
                          re.I)
 
 
-def _pair_labels(text: str, lines: list[str]) -> dict[int, list[_Reading]]:
+def _pair_labels(text: str, low: str, lines: list[str]) -> dict[int, list[_Reading]]:
     sides: dict[int, list[_Reading]] = {1: [], 2: []}
-    for m in _matches(_PAIR_LABELS, text):
+    for m in _matches(_PAIR_LABELS, text, low):
         sides[int(m.group(1))].append(_reading(m, 2))
-    for m in _matches(_PAIR_BOTH, text):
+    for m in _matches(_PAIR_BOTH, text, low):
         for side in (1, 2):
             sides[side].append(_reading(m))
     # "Assistant 1" as a heading, then "Score: 8" before the next heading, or "8" right after.
     side, first = None, False
-    for line in lines:
+    for line in (lines if "assistant" in low else ()):
         if m := _SECTION.fullmatch(line):
             side, first = int(m.group(1)), True
             continue
@@ -416,19 +481,21 @@ def _pair_labels(text: str, lines: list[str]) -> dict[int, list[_Reading]]:
 
 
 def _pair_line(line: str) -> tuple[_Reading, _Reading] | None:
+    if len(line) > 120:  # two scores and a few words: an explanation line is no pair line
+        return None
     m = _PAIR_LINE.fullmatch(_PAIR_FILLER.sub(" ", line))
     return (_reading(m), _reading(m, 3)) if m else None
 
 
-def _pair_tiers(text: str, lines: list[str]) -> Iterator[list[tuple[_Reading, _Reading]]]:
+def _pair_tiers(text: str, low: str, lines: list[str]
+                ) -> Iterator[list[tuple[_Reading, _Reading]]]:
     declared = []
     lead = _lead_index(lines)
     for i, line in enumerate(lines):
-        has_word = re.search(r"\b(?:scores|ratings)\b", line, re.I)
-        if i == lead or i == len(lines) - 1 or has_word:
+        if i == lead or i == len(lines) - 1 or _SCORES_WORD.search(line):
             if pair := _pair_line(line):
                 declared.append(pair)
-    for m in _matches(_PAIR_PROSE, text):
+    for m in _matches(_PAIR_PROSE, text, low):
         declared.append((_reading(m), _reading(m, 3)))
     yield declared
     start = _PAIR_START.match(lines[0]) if lines else None
@@ -441,7 +508,8 @@ def parse_pair(reply: str, low: float = 1.0, high: float = 10.0) -> ParsedPair:
     """Read the scores of Assistant 1 and Assistant 2 (see the module docstring)."""
     text = _normalize(reply)
     lines = _lines(text)
-    labels = _pair_labels(text, lines)
+    lowered = _lower(text)
+    labels = _pair_labels(text, lowered, lines)
     label_keys = {side: _agreed(readings, high) for side, readings in labels.items()}
     if any(found and key is None for found, key in label_keys.values()):
         return ParsedPair(None, "unparsed")  # one assistant labelled with two scores
@@ -449,7 +517,7 @@ def parse_pair(reply: str, low: float = 1.0, high: float = 10.0) -> ParsedPair:
     if label_keys[1][0] and label_keys[2][0]:
         chosen = (label_keys[1][1], label_keys[2][1])  # type: ignore[assignment]
     else:
-        for readings in _pair_tiers(text, lines):
+        for readings in _pair_tiers(text, lowered, lines):
             if not readings:
                 continue
             keys = {(a.key(high), b.key(high)) for a, b in readings}
