@@ -89,6 +89,9 @@ RATING_TABLE: list[tuple[str, float | str]] = [
     ("After checking the 3 facts in the response, all are correct.\n\n5", 5.0),
     ("4.5 - The response is accurate but omits the unit.", 4.5),
     ("4: the response is correct but terse.", 4.0),
+    ("This response would receive a 5 from most graders, but I give it a 4.", 4.0),
+    ("Score: 4\n\nStrengths:\n1. Accurate\n2. Clear\n\nWeaknesses:\n1. Misses the year 1776.",
+     4.0),
     # -- no score, or only stray numbers: never a guess ---------------------------------
     ("", U),
     ("The answer is good.\nNo number here.", U),
@@ -107,6 +110,9 @@ RATING_TABLE: list[tuple[str, float | str]] = [
     ("1. The response follows the instruction.\n2. It is accurate.\n3. It is concise.", U),
     ("The event happened at 10:30 on 5/4/2021.", U),
     ("3, 5 and 7 are primes, and the response lists them.", U),
+    # what the rated answer did is not the judge's score
+    ("The response rates the restaurant 4 stars, which matches the review.", U),
+    ("The response gives it a 4, matching the input.", U),
     # -- readings that disagree: unparsed ---------------------------------------------------
     ("Score: 4-5", U),
     ("I'd say 4 or 4.5.\nThe response is accurate.", U),
@@ -196,6 +202,8 @@ PAIR_TABLE: list[tuple[str, tuple[float, float] | str]] = [
     ("**Scores**\n- Assistant 1: 8\n- Assistant 2: 9", (8.0, 9.0)),
     ("Rating for Assistant 1: 5/10\nRating for Assistant 2: 8/10", (5.0, 8.0)),
     ("In summary, Assistant 1 should get a 7 and Assistant 2 a 9.", (7.0, 9.0)),
+    ("Assistant 1\n8\n\nAssistant 2\n6", (8.0, 6.0)),
+    ("Assistant 1 (Score: 8/10)\nAssistant 2 (Score: 6/10)", (8.0, 6.0)),
     # -- explanation first, scores last ---------------------------------------------------
     ("Assistant 1 provides a clear explanation. Assistant 2 is vague.\n\n9 5", (9.0, 5.0)),
     ("Both answers are accurate, but Assistant 2 includes 3 examples.\n\nFinal scores: 7 and 9",
@@ -219,6 +227,8 @@ PAIR_TABLE: list[tuple[str, tuple[float, float] | str]] = [
     ("The answers were written in 2023 and 2024.", U),
     ("1. Assistant 1 is accurate.\n2. Assistant 2 is not.", U),
     ("Assistant 1: 80%\nAssistant 2: 60%", U),
+    ("Assistant 1: 1) correct 2) concise\nAssistant 2: 1) wrong", U),
+    ("Assistant 1 (2 paragraphs) vs Assistant 2 (5 paragraphs)", U),
     # -- readings that disagree: unparsed -------------------------------------------------
     ("8 7\nAssistant 2: 9\nAssistant 2 is more complete.", U),
     ("Assistant 1: 8\nAssistant 2: 7\n\nOn reflection, Assistant 1: 6", U),
