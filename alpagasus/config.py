@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from alpagasus.data import EmptyPolicy
+
 STAGES = ("rate", "select", "train", "export", "generate", "judge", "report", "pipeline")
 
 
@@ -109,6 +111,8 @@ class DataConfig:
     path: str | None = None  # file: local JSON/JSONL; hub: dataset id
     split: str = "train"
     limit: int | None = None  # keep only the first N items (smoke runs)
+    empty_policy: EmptyPolicy = EmptyPolicy.refuse  # empty instruction/output: refuse | drop
+    fields: dict[str, str] = field(default_factory=dict)  # ours -> the source's: {output: response}
 
 
 @dataclass

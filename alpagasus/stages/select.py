@@ -13,12 +13,13 @@ from typing import Any
 
 from alpagasus.artifacts import Artifact
 from alpagasus.context import RunContext
+from alpagasus.errors import AlpagasusError
 from alpagasus.stages import rate
 
 SELECTED = "selected.json"
 
 
-class SelectionError(ValueError):
+class SelectionError(AlpagasusError, ValueError):
     pass
 
 
