@@ -41,7 +41,7 @@ LISTED = 20  # locations named in one message or log line; the rest are counted
 class DataError(AlpagasusError, ValueError):
     """Bad input data; the message names the file, the line or index, and the field."""
 
-    hint = "fix the file (or point data.path at another one) and run again"
+    hint = "fix the file and run again"
 
 
 class EmptyPolicy(str, Enum):  # noqa: UP042 (StrEnum needs Python 3.11; we support 3.10)
@@ -240,6 +240,10 @@ def _json_value(path: Path, text: str, line: int | None = None) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         at = line if line is not None else e.lineno
+        if e.pos >= len(text.rstrip()):  # the parser wanted more: cut off mid-write or -copy
+            raise DataError(f"{path}:{at}: invalid JSON: the text ends before the JSON does "
+                            f"({e.msg}); a truncated file?",
+                            hint="write or download the file again") from None
         hint = ("convert it to JSON (a list of objects) or JSONL" if path.suffix.lower() in
                 (".csv", ".tsv", ".txt", ".yaml", ".yml") else
                 "fix the JSON at that spot (a JSON list or JSONL file is expected)")
@@ -289,7 +293,7 @@ def _top_level_object(path: Path, obj: dict[str, Any]) -> DataError:
     lists = [k for k, v in obj.items() if isinstance(v, list)]
     if lists:
         hint = (f"the items may be the list under '{lists[0]}': extract it "
-                f"(jq '.{lists[0]}' {path} > items.json)")
+                f"(jq '.{lists[0]}' {path} > {path.with_name(path.stem + '-items.json')})")
     elif "instruction" in obj:
         hint = "one item: wrap it in [ ] to make a list, or name the file .jsonl"
     else:
@@ -360,7 +364,9 @@ def validate_item(record: Any, where: str, fields: Mapping[str, str] | None = No
     names = {f: (fields or {}).get(f, f) for f in (*ITEM_FIELDS, "category")}
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected an object with fields {names['instruction']}, "
-                        f"{names['input']}, {names['output']}; got {_kind(record)}")
+                        f"{names['input']}, {names['output']}; got {_kind(record)}",
+                        hint=f'each record is an object: {{"{names["instruction"]}": "...", '
+                             f'"{names["input"]}": "", "{names["output"]}": "..."}}')
     for ours in ("instruction", "output"):
         if names[ours] not in record:
             has = ", ".join(map(str, list(record)[:8])) or "no fields"
