@@ -111,7 +111,7 @@ class DataConfig:
     path: str | None = None  # file: local JSON/JSONL; hub: dataset id
     split: str = "train"
     limit: int | None = None  # keep only the first N items (smoke runs)
-    empty_policy: EmptyPolicy = EmptyPolicy.refuse  # empty instruction/output: refuse | drop
+    empty_policy: EmptyPolicy = EmptyPolicy.refuse  # empty instruction/output: refuse|drop|keep
     fields: dict[str, str] = field(default_factory=dict)  # ours -> the source's: {output: response}
 
 

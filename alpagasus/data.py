@@ -48,7 +48,8 @@ class EmptyPolicy(str, Enum):  # noqa: UP042 (StrEnum needs Python 3.11; we supp
     """What loading does with items whose instruction or output is empty or only whitespace."""
 
     refuse = "refuse"  # stop, naming every such item
-    drop = "drop"  # leave them out, and log and count them
+    drop = "drop"  # leave them out; logged with their locations and counted
+    keep = "keep"  # use them as they are (the paper rated Alpaca-52k as is); logged, counted
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,13 @@ class TestPrompt:
 class LoadedItems:
     items: list[Item]
     source: str  # the file, folder or hub id (and split) the items came from
-    # "index 4 (output)": items left out by data.empty_policy=drop, and which field was empty.
-    dropped: list[str] = field(default_factory=list)
+    # "index 4 (output)": each item with an empty instruction or output, and which field.
+    empty: list[str] = field(default_factory=list)
+    policy: EmptyPolicy = EmptyPolicy.refuse  # what was done with them: dropped or kept
+
+    @property
+    def dropped(self) -> list[str]:
+        return self.empty if self.policy is EmptyPolicy.drop else []
 
 
 def _resource_path(name: str) -> Path:
@@ -391,16 +397,16 @@ def validate_item(record: Any, where: str, fields: Mapping[str, str] | None = No
 def _field_hint(record: dict[str, Any], missing: str, source_name: str) -> str:
     if source_name != missing and missing in record:
         return (f"the record has '{missing}', so it is in our own format already: use "
-                f"data=json data.path=FILE (or map the field back: data.fields.{missing}={missing})")
+                f"data=json data.path=FILE (or map the field back: ++data.fields.{missing}={missing})")
     if "response" in record or "context" in record:
         return ("this looks like Dolly (instruction, context, response): use data=dolly "
-                "data.path=FILE, or map the fields: data.fields.output=response "
-                "data.fields.input=context")
+                "data.path=FILE, or map the fields: ++data.fields.output=response "
+                "++data.fields.input=context")
     lower = {str(k).lower(): k for k in record}
     if missing in lower:
         return f"field names are case-sensitive: rename '{lower[missing]}' to '{missing}'"
     return (f"every item needs 'instruction' and 'output' ('input' is optional); under another "
-            f"name, map it: data.fields.{missing}=NAME")
+            f"name, map it: ++data.fields.{missing}=NAME")
 
 
 def load_items_file(path: Path, fields: Mapping[str, str] | None = None) -> list[Item]:
@@ -496,7 +502,8 @@ def load_data(cfg: DataConfig) -> LoadedItems:
     """Load, validate and filter the training items named by the data config.
 
     Items with an empty (or whitespace-only) instruction or output are refused with their
-    locations, or with ``data.empty_policy=drop`` left out, logged and listed in ``dropped``.
+    locations (``data.empty_policy=refuse``), or left out (``drop``) or kept (``keep``), and
+    then logged with their locations and listed in ``LoadedItems.empty``.
     """
     source = _value(cfg.source)
     if source not in SOURCES:
@@ -504,27 +511,28 @@ def load_data(cfg: DataConfig) -> LoadedItems:
     name, records = SOURCES[source](cfg)
     fields = dict(getattr(cfg, "fields", None) or {})
     located = [(loc, validate_item(rec, f"{name}: {loc}", fields)) for loc, rec in records]
-    empty = [(loc, _empty_fields(item)) for loc, item in located if _empty_fields(item)]
-    dropped = [f"{loc} ({', '.join(which)})" for loc, which in empty]
+    empty = [f"{loc} ({', '.join(_empty_fields(item))})" for loc, item in located
+             if _empty_fields(item)]
+    policy = EmptyPolicy(_value(getattr(cfg, "empty_policy", EmptyPolicy.refuse)))
     if empty:
-        policy = EmptyPolicy(_value(getattr(cfg, "empty_policy", EmptyPolicy.refuse)))
-        listed = _listing(dropped)
         if policy is EmptyPolicy.refuse:
             raise DataError(
                 f"{name}: {len(empty)} item(s) with an empty or whitespace-only instruction or "
-                f"output: {listed}",
-                hint="fix them, or set data.empty_policy=drop to leave them out (they are then "
-                     "counted and listed in the log)")
-        log.warning("data %s: dropped %d of %d items with an empty or whitespace-only "
-                    "instruction or output (data.empty_policy=drop): %s",
-                    name, len(empty), len(located), listed)
-        located = [(loc, item) for loc, item in located if not _empty_fields(item)]
+                f"output: {_listing(empty)}",
+                hint="fix them, or set data.empty_policy=drop to leave them out (or keep, to "
+                     "use them as they are); either way they are counted and listed in the log")
+        verb = "dropped" if policy is EmptyPolicy.drop else "kept"
+        log.warning("data %s: %s %d of %d items with an empty or whitespace-only instruction or "
+                    "output (data.empty_policy=%s): %s", name, verb, len(empty), len(located),
+                    policy.value, _listing(empty))
+        if policy is EmptyPolicy.drop:
+            located = [(loc, item) for loc, item in located if not _empty_fields(item)]
     items = [item for _, item in located]
     if not items:
         raise DataError(f"data '{cfg.name}' ({name}): no items left")
     if cfg.limit:
         items = items[: cfg.limit]
-    return LoadedItems(items=items, source=name, dropped=dropped)
+    return LoadedItems(items=items, source=name, empty=empty, policy=policy)
 
 
 def load_items(cfg: DataConfig) -> list[Item]:
