@@ -115,6 +115,7 @@ _BOMS = (
 _UTF8_BOM = b"\xef\xbb\xbf"  # accepted (Windows editors write it) and skipped
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
 _PARQUET_MAGIC = b"PAR1"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def read_records(path: Path) -> list[tuple[str, Any]]:
@@ -124,15 +125,20 @@ def read_records(path: Path) -> list[tuple[str, Any]]:
     error messages. Every way a file can be unusable raises a DataError naming the file.
     """
     raw = _read_bytes(path)
-    if raw.startswith(_PARQUET_MAGIC):
+    if raw.startswith(_PARQUET_MAGIC):  # Arrow strings are valid UTF-8: no surrogate check
         records = _parquet_records(path)
-    else:
-        records = _parse(path, _decode(path, raw))
+        if not records:
+            raise DataError(f"{path}: has no rows", hint="point at a file with items in it")
+        return records
+    text = _decode(path, raw)
+    records = _parse(path, text)
     if not records:
-        what = "has no rows" if raw.startswith(_PARQUET_MAGIC) else "holds an empty list ([])"
-        raise DataError(f"{path}: {what}: no records",
+        raise DataError(f"{path}: holds an empty list ([]): no records",
                         hint="write at least one record into it, or point at another file")
-    _check_unicode(path, records)
+    # Raw surrogate bytes fail decoding; escaped ones parse into lone surrogates, which
+    # nothing can encode or write later. Walk the records only when such an escape occurs.
+    if _SURROGATE_ESCAPE.search(text):
+        _check_unicode(path, records)
     return records
 
 
@@ -322,23 +328,39 @@ def _parquet_records(path: Path) -> list[tuple[str, Any]]:
 def _check_unicode(path: Path, records: list[tuple[str, Any]]) -> None:
     """Refuse lone UTF-16 surrogates ("\\ud800" escapes): text nothing can encode or write."""
     for loc, rec in records:
-        stack: list[tuple[str, Any]] = [("", rec)]
+        stack = [rec]  # iterative: records may be nested almost to the recursion limit
         while stack:
-            name, value = stack.pop()
+            value = stack.pop()
             if isinstance(value, str):
-                pos = None if value.isascii() else _lone_surrogate(value)
-                if pos is not None:
-                    what = f"field '{name}'" if name else "the record"
-                    raise DataError(
-                        f"{path}: {loc}: {what} holds a lone UTF-16 surrogate "
-                        f"(\\u{ord(value[pos]):04x} at character {pos + 1}), which is not text",
-                        hint="remove the escape, or write the character it was meant to be")
+                if not value.isascii() and _lone_surrogate(value) is not None:
+                    raise _surrogate_error(path, loc, rec)
             elif isinstance(value, dict):
-                for k, v in value.items():
-                    stack.append((f"{name}.{k}" if name else str(k), k))
-                    stack.append((f"{name}.{k}" if name else str(k), v))
+                stack.extend(value)
+                stack.extend(value.values())
             elif isinstance(value, list):
-                stack.extend((f"{name}[{i}]", v) for i, v in enumerate(value))
+                stack.extend(value)
+
+
+def _surrogate_error(path: Path, loc: str, rec: Any) -> DataError:
+    """The message for a record known to hold a lone surrogate: find the field's path."""
+    stack: list[tuple[str, Any]] = [("", rec)]
+    while stack:
+        name, value = stack.pop()
+        if isinstance(value, str):
+            pos = None if value.isascii() else _lone_surrogate(value)
+            if pos is not None:
+                what = f"field '{name}'" if name else "the record"
+                return DataError(
+                    f"{path}: {loc}: {what} holds a lone UTF-16 surrogate "
+                    f"(\\u{ord(value[pos]):04x} at character {pos + 1}), which is not text",
+                    hint="remove the escape, or write the character it was meant to be")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                key = f"{name}.{k}" if name else str(k)
+                stack += [(key, k), (key, v)]
+        elif isinstance(value, list):
+            stack.extend((f"{name}[{i}]", v) for i, v in enumerate(value))
+    return DataError(f"{path}: {loc}: holds a lone UTF-16 surrogate")
 
 
 def _lone_surrogate(s: str) -> int | None:
@@ -511,8 +533,9 @@ def load_data(cfg: DataConfig) -> LoadedItems:
     name, records = SOURCES[source](cfg)
     fields = dict(getattr(cfg, "fields", None) or {})
     located = [(loc, validate_item(rec, f"{name}: {loc}", fields)) for loc, rec in records]
-    empty = [f"{loc} ({', '.join(_empty_fields(item))})" for loc, item in located
-             if _empty_fields(item)]
+    empty_fields = [_empty_fields(item) for _, item in located]
+    empty = [f"{loc} ({', '.join(which)})" for (loc, _), which in zip(located, empty_fields,
+                                                                    strict=True) if which]
     policy = EmptyPolicy(_value(getattr(cfg, "empty_policy", EmptyPolicy.refuse)))
     if empty:
         if policy is EmptyPolicy.refuse:
@@ -524,9 +547,10 @@ def load_data(cfg: DataConfig) -> LoadedItems:
         verb = "dropped" if policy is EmptyPolicy.drop else "kept"
         log.warning("data %s: %s %d of %d items with an empty or whitespace-only instruction or "
                     "output (data.empty_policy=%s): %s", name, verb, len(empty), len(located),
-                    policy.value, _listing(empty))
+                    policy.value, ", ".join(empty))  # every one: the user asked for this
         if policy is EmptyPolicy.drop:
-            located = [(loc, item) for loc, item in located if not _empty_fields(item)]
+            located = [pair for pair, which in zip(located, empty_fields, strict=True)
+                       if not which]
     items = [item for _, item in located]
     if not items:
         raise DataError(f"data '{cfg.name}' ({name}): no items left")
