@@ -17,11 +17,10 @@ from urllib.parse import urlsplit
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from alpagasus.data import EmptyPolicy
+from alpagasus.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A config value no run could use; the message names the key and how to fix it."""
-
-    exit_code = 1
+__all__ = ["ConfigError"]
 
 
 class Stage(str, Enum):
@@ -253,6 +252,8 @@ class DataConfig:
     path: str | None = None  # file: local JSON/JSONL; hub: dataset id
     split: str = "train"
     limit: int | None = None  # keep only the first N items (smoke runs)
+    empty_policy: EmptyPolicy = EmptyPolicy.refuse  # empty instruction/output: refuse|drop|keep
+    fields: dict[str, str] = field(default_factory=dict)  # ours -> the source's: {output: response}
 
     def __post_init__(self) -> None:
         _positive("data.limit", self.limit)

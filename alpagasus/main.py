@@ -8,7 +8,6 @@ generate -> judge -> report chain, and rerunning it redoes nothing.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -17,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from alpagasus.artifacts import ArtifactStore
 from alpagasus.config import register_configs, validate
 from alpagasus.context import RunContext
+from alpagasus.errors import register_resolvers, run_cli
 from alpagasus.tracking import Tracker
 
 log = logging.getLogger("alpagasus")
@@ -24,6 +24,7 @@ log = logging.getLogger("alpagasus")
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 register_configs()
+register_resolvers()  # ${alpagasus.run_id:} in conf/config.yaml's run folders
 
 
 def run(cfg: DictConfig) -> float | None:
@@ -78,18 +79,9 @@ def _warn_demo_threshold(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from alpagasus.judges.engine import BatchPending, DryRun, JudgeRequestError, JudgeStop
-
-    try:
-        return run(cfg)
-    except (DryRun, BatchPending) as e:  # expected stops: the log says what to do next
-        log.info("%s", e)
-        return None
-    except (JudgeStop, JudgeRequestError) as e:
-        # Budget reached, or an error retrying cannot fix (bad key, unknown model): say so
-        # plainly; every reply received so far is in the judge cache for the next run.
-        log.error("%s", e)
-        sys.exit(2)
+    # Our errors print as a line or two plus a fix, exit 1 (2: budget or provider stops);
+    # HYDRA_FULL_ERROR=1 or ALPAGASUS_VERBOSE=1 shows the traceback (alpagasus/errors.py).
+    return run_cli(run, cfg)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from alpagasus.errors import AlpagasusError
+
 log = logging.getLogger(__name__)
 
 EMBEDDED = {
@@ -17,7 +19,7 @@ EMBEDDED = {
 }
 
 
-class ModelError(RuntimeError):
+class ModelError(AlpagasusError, RuntimeError):
     pass
 
 

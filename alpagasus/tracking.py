@@ -10,18 +10,27 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from alpagasus.config import LoggerConfig
+from alpagasus.errors import exit_code_for
 
 log = logging.getLogger(__name__)
 
 
 class Tracker:
+    """One job's W&B run. Create it only once the job's inputs are validated: a job refused
+    for bad input then leaves no run behind, and ``opened`` tells the CLI that it was refused
+    before any work started."""
+
+    opened: ClassVar[int] = 0  # real trackers created in this process (Tracker.off() excluded)
+
     def __init__(self, cfg: LoggerConfig, run_config: dict[str, Any], wandb_dir: str | Path,
                  name: str | None = None):
         self.run = None
+        Tracker.opened += 1
         # Under accelerate launch every rank runs the job; only rank 0 keeps a W&B run.
         if not cfg.enabled or cfg.mode == "disabled" or int(os.environ.get("RANK", "0")) != 0:
             return
@@ -45,7 +54,15 @@ class Tracker:
 
     @classmethod
     def off(cls) -> Tracker:
-        return cls(LoggerConfig(name="off", enabled=False), {}, ".")
+        tracker = cls.__new__(cls)
+        tracker.run = None
+        return tracker
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.finish(exit_code_for(exc))
 
     @property
     def enabled(self) -> bool:
@@ -86,7 +103,14 @@ class Tracker:
 
         return _Forward()
 
-    def finish(self) -> None:
+    def finish(self, exit_code: int | None = None) -> None:
+        """Close the W&B run; a non-zero ``exit_code`` marks it failed.
+
+        None: infer it from the exception being raised, if any, so a ``finally:`` block
+        that calls ``finish()`` marks a failing job failed (budget stop 2, Ctrl-C 130, 1).
+        """
         if self.run:
-            self.run.finish()
+            if exit_code is None:
+                exit_code = exit_code_for(sys.exc_info()[1])
+            self.run.finish(exit_code=exit_code)
             self.run = None

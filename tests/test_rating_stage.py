@@ -49,7 +49,8 @@ def files(tmp_path, monkeypatch):
 
 def _cfg(tiny_cfg, data, *extra):
     return tiny_cfg("stage=rate", "filter=chatgpt", "judge=chatgpt_paper", "data=json",
-                    f"data.path={data}", "data.limit=null", "logger.enabled=false",
+                    f"data.path={data}", "data.limit=null", "data.empty_policy=keep",
+                    "logger.enabled=false",
                     "rate.progress=false", *extra)
 
 

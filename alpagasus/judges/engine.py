@@ -32,6 +32,7 @@ from aiolimiter import AsyncLimiter
 from tqdm.auto import tqdm
 
 from alpagasus.config import JudgeConfig
+from alpagasus.errors import AlpagasusError
 from alpagasus.judges import JudgeReply, Messages, ScoreFormat, judge_identity
 from alpagasus.judges.cache import ReplyCache, judge_key, request_key
 from alpagasus.judges.tokens import TokenCounter
@@ -48,28 +49,38 @@ RETRYABLE_STATUS = {408, 409, 429}  # and every 5xx (Anthropic's 529 "overloaded
 MAX_RETRY_AFTER_S = 600.0
 
 
-class JudgeStop(Exception):
+class JudgeStop(AlpagasusError):
     """The judge stopped before every request had a reply; the cache keeps what it got."""
+
+    exit_code = 2
 
 
 class DryRun(JudgeStop):
-    pass
+    exit_code = 0  # an expected stop: the estimate is the result
 
 
 class BudgetExceeded(JudgeStop):
-    pass
+    hint = "raise rate.max_cost_usd and run the same command again: cached replies are not paid twice"
 
 
 class BatchPending(JudgeStop):
     """Batch jobs were submitted or are still running: rerun the command later."""
 
+    exit_code = 0
+
 
 class MissingReplies(JudgeStop):
     """reparse: some requests have no stored reply, and reparse sends nothing."""
 
+    hint = "run without rate.reparse=true first, so every item gets a reply"
 
-class JudgeRequestError(RuntimeError):
+
+class JudgeRequestError(AlpagasusError, RuntimeError):
     """A non-retryable API error (bad request, auth, unknown model): the provider's message."""
+
+    exit_code = 2
+    hint = ("check the key in the variable judge.api_key_env names, judge.model and "
+            "judge.base_url; every reply received so far is cached")
 
 
 @dataclass

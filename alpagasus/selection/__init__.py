@@ -13,6 +13,8 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from alpagasus.errors import AlpagasusError
+
 if TYPE_CHECKING:
     from alpagasus.arms import Arm
     from alpagasus.artifacts import Artifact
@@ -23,8 +25,8 @@ if TYPE_CHECKING:
 BUILTIN = ("judge", "random", "all")
 
 
-class SelectionError(ValueError):
-    exit_code = 1
+class SelectionError(AlpagasusError, ValueError):
+    """A selection no training could use (nothing kept, a size that cannot be met)."""
 
 
 class Strategy:

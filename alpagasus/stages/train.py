@@ -33,6 +33,7 @@ from alpagasus.artifacts import Artifact
 from alpagasus.config import Config
 from alpagasus.context import RunContext
 from alpagasus.data import Item
+from alpagasus.errors import AlpagasusError
 from alpagasus.models import default_device, load_tokenizer, resolve_model_path
 from alpagasus.prompts import alpaca_prompt
 from alpagasus.stages import select
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 MODEL_DIR = "model"
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(AlpagasusError, ValueError):
     pass
 
 
