@@ -10,6 +10,7 @@ from alpagasus.artifacts import ArtifactStore
 from alpagasus.stages.judge import combine, order_verdict
 from alpagasus.stages.report import tally
 
+
 def test_order_verdict_and_paper_combination():
     assert order_verdict((8, 7), a_first=True) == "win"
     assert order_verdict((8, 7), a_first=False) == "lose"  # B was Assistant 1
