@@ -186,6 +186,13 @@ class FilterConfig:
     path: str | None = None  # released: the released filtered file
     model: str | None = None  # per-item scorers (ifd): the scoring model
 
+    def __post_init__(self) -> None:
+        from alpagasus.prompts import RATING_PROMPTS
+
+        if self.prompt not in RATING_PROMPTS:
+            raise ConfigError(f"filter '{self.name}': prompt={self.prompt} is not a rating prompt "
+                              f"(one of {', '.join(RATING_PROMPTS)})")
+
 
 @dataclass
 class BaselineConfig(FilterConfig):

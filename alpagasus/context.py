@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from alpagasus.arms import Arm, arms_from_config
 from alpagasus.artifacts import Artifact, ArtifactStore
 from alpagasus.config import Config
-from alpagasus.data import Item, TestPrompt, fingerprint, load_items, load_testsets
+from alpagasus.data import Item, LoadedItems, TestPrompt, fingerprint, load_data, load_testsets
 from alpagasus.tracking import Tracker
 
 
@@ -31,8 +31,13 @@ class RunContext:
         return arms_from_config(self.cfg)
 
     @cached_property
+    def loaded(self) -> LoadedItems:
+        """The training items with what the empty-item policy refused, dropped or kept."""
+        return load_data(self.cfg.data)
+
+    @property
     def items(self) -> list[Item]:
-        return load_items(self.cfg.data)
+        return self.loaded.items
 
     @cached_property
     def data_key(self) -> str:

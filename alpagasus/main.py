@@ -46,6 +46,10 @@ def run(cfg: DictConfig) -> float | None:
         get_strategy(arm.method).check_data(arm, len(ctx.items))
     if spec.needs_testsets:
         _ = ctx.testsets
+    if cfg.rate.import_path:
+        from alpagasus.stages import rate
+
+        rate.read_import_file(Path(cfg.rate.import_path).expanduser())
     if spec.trains:
         from alpagasus.stages import train
 

@@ -33,6 +33,7 @@ from alpagasus.data import DataError, Item, read_records, validate_item
 from alpagasus.judges import judge_identity, make_judge
 from alpagasus.parsing import PARSER_VERSION, parse_rating
 from alpagasus.prompts import ChatTemplate, rating_messages, rating_prompt
+from alpagasus.selection import SelectionError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ def run(ctx: RunContext, arm: Arm | None = None) -> Artifact:
     """Rate every item with ``arm``'s judge and prompt (default: arm A's, the filter's)."""
     arm = arm or ctx.arms["a"]
     if arm.judge is None:
-        raise ValueError(f"arm {arm.role} ({arm.filter_name}) does not rate: method {arm.method}")
+        raise SelectionError(f"arm {arm.role} ({arm.filter_name}) does not rate: "
+                             f"method {arm.method}")
     return ctx.once(f"rate/{arm.judge.name}/{arm.prompt}", lambda: _run(ctx, arm))
 
 
@@ -219,6 +221,11 @@ def parse_import_record(rec: Any, where: str) -> tuple[Item, str]:
     return item, review
 
 
+def read_import_file(path: Path) -> list[tuple[Item, str]]:
+    """Every record of a released rating file, validated (main.run calls it up front)."""
+    return [parse_import_record(rec, f"{path}: {loc}") for loc, rec in read_records(path)]
+
+
 def import_ratings(path: Path, template: ChatTemplate, judge_cfg: JudgeConfig,
                    cache_path: str | Path) -> dict[str, int]:
     """Load released ratings into the reply cache as replies of ``judge_cfg``.
@@ -233,7 +240,7 @@ def import_ratings(path: Path, template: ChatTemplate, judge_cfg: JudgeConfig,
     if judge_cfg.backend == "local":
         raise DataError("rate.import_path needs an API judge (e.g. judge=chatgpt_paper for "
                         "the paper's gpt-3.5-turbo-0301 ratings), not judge=local")
-    records = [parse_import_record(rec, f"{path}: {loc}") for loc, rec in read_records(path)]
+    records = read_import_file(path)
     identity = judge_identity(judge_cfg)
     jkey = judge_key(identity)
     cache = ReplyCache(cache_path)

@@ -65,7 +65,9 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
                                     "reply": r["reply"], **items[r["index"]].to_dict()},
                                    ensure_ascii=False) + "\n")
         return {"items": len(items), "kept": len(kept), "unparsed": len(unparsed),
-                "kept_fraction": round(len(kept) / len(items), 4)}
+                "kept_fraction": round(len(kept) / len(items), 4),
+                # data.empty_policy: items with an empty instruction/output, dropped or kept
+                "empty_items": len(ctx.loaded.empty), "dropped_items": len(ctx.loaded.dropped)}
 
     artifact = ctx.store.ensure("select", config, inputs, build, meta={"arm": arm.describe()})
     return ctx.finish_stage(artifact, name=f"select/{arm.name}")
