@@ -7,6 +7,7 @@ the wrong type fails when Hydra composes the config, before any model load or AP
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -25,6 +26,17 @@ class ModelConfig:
     # installed, else sdpa; or name one explicitly (sdpa | eager | flash_attention_2).
     attn_implementation: str = "auto"
     trust_remote_code: bool = False
+
+
+class ReplyBound(str, Enum):  # noqa: UP042 (StrEnum: Python >= 3.11)
+    """The most tokens a reply can bill, as the budget reserves it for a request in flight."""
+
+    auto = "auto"  # max_tokens for the providers' own endpoints (no base_url), else context
+    max_tokens = "max_tokens"  # trust the server to stop at max_tokens (OpenAI, Anthropic do)
+    context = "context"  # only the context bounds it: holds whatever the server does
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -58,6 +70,9 @@ class JudgeConfig:
     price_output_per_mtok: float = 0.0
     # Provider batch APIs bill at this fraction of the on-demand price (both: 50%).
     batch_price_factor: float = 0.5
+    # rate.max_cost_usd reserves this many reply tokens per request in flight (a reply
+    # longer than max_tokens switches a run to `context`).
+    reply_bound: ReplyBound = ReplyBound.auto
 
 
 @dataclass
@@ -68,13 +83,25 @@ class FilterConfig:
     unparsed_policy: str = "exclude"  # exclude | include: what selection does with unparsed replies
 
 
+class CostScope(str, Enum):  # noqa: UP042
+    """What rate.max_cost_usd caps."""
+
+    cache = "cache"  # all the judge cache has spent on these requests (this judge, this data)
+    run = "run"  # what this run sends
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class RateConfig:
     """How the `rate` stage talks to an API judge (alpagasus/judges/engine.py)."""
 
     mode: str = "online"  # online: concurrent requests | batch: the provider's batch API
     dry_run: bool = False  # print the estimate (items, cached, tokens, dollars) and stop
-    max_cost_usd: float | None = None  # stop sending before this run's spend could pass it
+    # Stop sending before the spend could pass this (USD); what it covers: max_cost_scope.
+    max_cost_usd: float | None = None
+    max_cost_scope: CostScope = CostScope.cache
     # Re-score the replies stored in the cache with the current parser; sends nothing.
     reparse: bool = False
     # A released rating file (JSON list of {"triplet" | instruction/input/output, "review"})
@@ -166,6 +193,16 @@ class LoggerConfig:
     tags: list[str] = field(default_factory=list)
 
 
+class JournalMode(str, Enum):  # noqa: UP042
+    """SQLite journal of the judge cache."""
+
+    wal = "wal"  # fast, concurrent readers; needs shared memory: local disks only
+    delete = "delete"  # rollback journal, no shared memory: network file systems (NFS)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class PathsConfig:
     root: str = "outputs"
@@ -173,8 +210,10 @@ class PathsConfig:
     wandb: str = "${paths.root}"
     # Converted embedded models and other per-user downloads.
     cache: str = "${oc.env:ALPAGASUS_CACHE,${oc.env:HOME}/.cache/alpagasus}"
-    # Every judge reply (SQLite, WAL): shared by runs and sweep jobs, so nothing is paid twice.
+    # Every judge reply (SQLite): shared by runs and sweep jobs, so nothing is paid twice.
     judge_cache: str = "${paths.root}/cache/judge.sqlite"
+    # wal, or delete when judge_cache is on NFS (WAL's shared memory is unsafe there).
+    judge_cache_journal: JournalMode = JournalMode.wal
 
 
 @dataclass

@@ -166,14 +166,17 @@ def test_budget_stops_before_it_could_be_exceeded(tmp_path):
         calls.append(request)
         return httpx2.Response(200, json=openai_completion("4", tin=100_000, tout=1))
 
-    # $1/Mtok in and out: a request costs <= $0.1 + 16e-6, so $0.25 pays for two of the six.
-    cfg = judge_cfg(price_input_per_mtok=1.0, price_output_per_mtok=1.0, context_tokens=200_000)
+    # $1/Mtok in and out: a request costs <= $0.1 + 16e-6, so $0.25 pays for two of the six
+    # when the server is trusted to stop at max_tokens.
+    cfg = judge_cfg(price_input_per_mtok=1.0, price_output_per_mtok=1.0, context_tokens=200_000,
+                    reply_bound="max_tokens")
     judge = make(tmp_path, handler, cfg, max_cost_usd=0.25)
     judge._counter = type("C", (), {"count": staticmethod(lambda m: 100_000),
                                     "method": "fixed"})()
-    with pytest.raises(BudgetExceeded, match="max_cost_usd=0.25"):
+    with pytest.raises(BudgetExceeded, match="max_cost_usd=0.25") as stop:
         judge.complete(MESSAGES, "rating")
     assert len(calls) == 2 and judge.usage.cost_usd <= 0.25
+    assert "spent $0.2000 on these 6 requests" in str(stop.value)  # 2 x (0.1 + 1e-6)
     assert ReplyCache(tmp_path / "cache.sqlite").count() == 2
 
 
