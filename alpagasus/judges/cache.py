@@ -198,9 +198,9 @@ class ReplyCache:
         if not _is_damage(e):
             return e
         return JudgeCacheError(
-            f"{self.path}: the judge reply cache is not a readable SQLite database ({e}). "
+            f"{self.path}: the judge reply cache is damaged or is not a SQLite database ({e}). "
             f"Move it aside (mv {self.path} {self.path}.damaged) and rerun: the replies it "
-            "held will be requested, and paid for, again; or set paths.judge_cache to "
+            "held will be requested, and paid for, again; or point paths.judge_cache at "
             f"another file. `sqlite3 {self.path} .recover | sqlite3 NEW_FILE` may save "
             "what is still readable.")
 
@@ -317,9 +317,10 @@ class ReplyCache:
                         (time.time() + lease_s, owner))
 
     def release(self, owner: str) -> None:
-        """Drop ``owner``'s claims, and any lease that expired an hour ago (dead jobs)."""
-        now = time.time()
-        self.db.execute("DELETE FROM pending WHERE owner=? OR lease_until < ?", (owner, now - 3600))
+        """Drop ``owner``'s claims, and what killed jobs left: claims on stored replies, and
+        leases that expired an hour ago."""
+        self.db.execute("DELETE FROM pending WHERE owner=? OR lease_until < ? OR key IN "
+                        "(SELECT key FROM replies)", (owner, time.time() - 3600))
 
     # --- provider batch jobs ---------------------------------------------------------------
 
