@@ -79,7 +79,7 @@ async def _run(judge: ApiJudge, provider: Any, plan: Plan, score_format: ScoreFo
     remaining = [t for t in plan.todo if t[0] not in stored_now and t[0] not in running]
     if not remaining and not n_running:
         return
-    held = 0
+    held, capped = 0, 0
     if remaining:
         # Claim before submitting, so that two jobs do not submit (and pay for) the same
         # requests; once the job id is recorded the open batch itself marks them as taken.
@@ -90,7 +90,12 @@ async def _run(judge: ApiJudge, provider: Any, plan: Plan, score_format: ScoreFo
             remaining = [t for t, c in claims if c is Claim.CLAIMED]
             if remaining:
                 in_flight = [t for t in plan.todo if t[0] in running]
-                remaining = _within_budget(judge, plan, remaining, in_flight)
+                kept = _within_budget(judge, remaining, in_flight)
+                capped, remaining = len(remaining) - len(kept), kept
+                if not kept and not n_running:
+                    raise BudgetExceeded(
+                        f"rate.max_cost_usd={judge.options.max_cost_usd} reached: "
+                        f"{judge.spend_report(plan)}; not even one more request fits")
             for start in range(0, len(remaining), BATCH_SIZE):
                 chunk = remaining[start:start + BATCH_SIZE]
                 batch_id = await _submit(provider, chunk)
@@ -101,14 +106,19 @@ async def _run(judge: ApiJudge, provider: Any, plan: Plan, score_format: ScoreFo
                          len(chunk))
         finally:
             judge.cache.release(judge.owner)
+    notes = [f"{held} being submitted by another job"] if held else []
+    if capped:
+        notes.append(f"{capped} not submitted: rate.max_cost_usd={judge.options.max_cost_usd} "
+                     "leaves no room for them while the running jobs may still cost their "
+                     "worst case")
     raise BatchPending(
         f"{n_running} {provider.name} batch job(s) running for "
         f"{len(running) + len(remaining)} requests ({len(stored_now)} stored now"
-        f"{f'; {held} being submitted by another job' if held else ''}); job ids "
-        f"are kept in {judge.cache.path}: rerun the same command later to collect the results")
+        f"{''.join('; ' + n for n in notes)}); job ids are kept in {judge.cache.path}: "
+        "rerun the same command later to collect the results")
 
 
-def _within_budget(judge: ApiJudge, plan: Plan, todo: list[tuple[str, Any, int]],
+def _within_budget(judge: ApiJudge, todo: list[tuple[str, Any, int]],
                    in_flight: list[tuple[str, Any, int]]) -> list[tuple[str, Any, int]]:
     """The requests that may be submitted: spent + the worst case of the jobs still running
     and of every request submitted stays within the cap (batch prices)."""
@@ -123,9 +133,6 @@ def _within_budget(judge: ApiJudge, plan: Plan, todo: list[tuple[str, Any, int]]
             break
         budget.start(t[2])
         kept.append(t)
-    if not kept:
-        raise BudgetExceeded(f"rate.max_cost_usd={budget.cap} reached: "
-                             f"{judge.spend_report(plan)}; not even one more request fits")
     if len(kept) < len(todo):
         log.warning("rate.max_cost_usd=%s: submitting %d of %d requests (spent $%.4f, worst "
                     "case of everything running $%.4f)", budget.cap, len(kept), len(todo),
