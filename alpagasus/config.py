@@ -83,11 +83,11 @@ class FilterConfig:
     unparsed_policy: str = "exclude"  # exclude | include: what selection does with unparsed replies
 
 
-class CostScope(str, Enum):  # noqa: UP042
+class BudgetScope(str, Enum):  # noqa: UP042
     """What rate.max_cost_usd caps."""
 
-    cache = "cache"  # all the judge cache has spent on these requests (this judge, this data)
-    run = "run"  # what this run sends
+    cache = "cache"  # everything the reply cache has spent for this judge and data
+    run = "run"  # only what this run sends
 
     def __str__(self) -> str:
         return self.value
@@ -99,9 +99,9 @@ class RateConfig:
 
     mode: str = "online"  # online: concurrent requests | batch: the provider's batch API
     dry_run: bool = False  # print the estimate (items, cached, tokens, dollars) and stop
-    # Stop sending before the spend could pass this (USD); what it covers: max_cost_scope.
+    # Stop sending before the spend could pass this many dollars; counted over `budget_scope`.
     max_cost_usd: float | None = None
-    max_cost_scope: CostScope = CostScope.cache
+    budget_scope: BudgetScope = BudgetScope.cache
     # Re-score the replies stored in the cache with the current parser; sends nothing.
     reparse: bool = False
     # A released rating file (JSON list of {"triplet" | instruction/input/output, "review"})

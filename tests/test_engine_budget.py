@@ -70,7 +70,7 @@ def _judge(url: str, cache: Path, cap: float, scope: str = "cache", **kw) -> Api
                       api_key_env=None, concurrency=8, max_tokens=16, context_tokens=2048,
                       **{**PRICES, **kw})
     return ApiJudge(cfg, cache, EngineOptions(progress=False, max_cost_usd=cap,
-                                              cost_scope=scope))
+                                              budget_scope=scope))
 
 
 def _spent(message: str) -> float:

@@ -117,13 +117,13 @@ def test_mixed_journal_modes_on_one_cache_are_refused(tmp_path):
 
 
 def test_journal_and_budget_options_are_typed(compose_cfg):
-    cfg = compose_cfg("paths.judge_cache_journal=delete", "rate.max_cost_scope=run",
+    cfg = compose_cfg("paths.judge_cache_journal=delete", "rate.budget_scope=run",
                       "judge.reply_bound=context")
-    assert str(cfg.paths.judge_cache_journal) == "delete" and str(cfg.rate.max_cost_scope) == "run"
+    assert str(cfg.paths.judge_cache_journal) == "delete" and str(cfg.rate.budget_scope) == "run"
     assert str(cfg.judge.reply_bound) == "context"
     from hydra.errors import ConfigCompositionException
 
-    for bad in ("paths.judge_cache_journal=nfs", "rate.max_cost_scope=forever",
+    for bad in ("paths.judge_cache_journal=nfs", "rate.budget_scope=forever",
                 "judge.reply_bound=sometimes"):
         with pytest.raises(ConfigCompositionException, match=bad.split("=")[0]) as err:
             compose_cfg(bad)

@@ -159,7 +159,7 @@ def _is_damage(e: sqlite3.DatabaseError) -> bool:
 class ReplyCache:
     def __init__(self, path: str | Path, busy_timeout_s: float = 60.0, journal: str = "wal"):
         self.path = Path(path).expanduser()
-        journal = str(journal).lower()
+        journal = str(getattr(journal, "value", journal)).lower()  # an Enum or a string
         if journal not in ("wal", "delete"):
             raise ValueError(f"paths.judge_cache_journal must be wal or delete, got '{journal}'")
         self.journal = journal

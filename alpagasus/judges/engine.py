@@ -16,7 +16,7 @@ One engine for every API judge (OpenAI, Anthropic, any OpenAI-protocol server), 
   message (what was already received stays cached);
 * every reply is committed to the cache as it arrives, with what it cost;
 * ``max_cost_usd`` (see ``Budget``): a request is only sent if what is spent (per
-  ``cost_scope``) plus the worst case of the requests in flight and of this one stays
+  ``budget_scope``) plus the worst case of the requests in flight and of this one stays
   within the cap.
 """
 
@@ -86,7 +86,7 @@ class EngineOptions:
     max_cost_usd: float | None = None
     # What max_cost_usd caps: "cache" = everything the cache has spent on these requests
     # with this judge (earlier runs and other jobs included), "run" = this run's spend.
-    cost_scope: str = "cache"
+    budget_scope: str = "cache"
     offline: bool = False  # reparse: read the cache only
     progress: bool = True
     journal: str = "wal"  # the cache's SQLite journal: wal | delete (NFS)
@@ -230,6 +230,11 @@ def make_limiter(per_minute: float, largest: float) -> AsyncLimiter:
     """
     capacity = max(per_minute / 60, largest, 1)
     return AsyncLimiter(capacity, 60 * capacity / per_minute)
+
+
+def mode_value(x: Any) -> str:
+    """A mode as its string: Enum members (str-mixin or not) and plain strings alike."""
+    return str(getattr(x, "value", x))
 
 
 class _Retryable(Exception):
@@ -422,12 +427,12 @@ class ApiJudge:
                  seed: int | None = None):
         self.cfg = cfg
         self.options = options or EngineOptions()
-        if str(self.options.cost_scope) not in ("cache", "run"):
-            raise ValueError(f"rate.max_cost_scope must be cache or run, "
-                             f"got '{self.options.cost_scope}'")
+        if mode_value(self.options.budget_scope) not in ("cache", "run"):
+            raise ValueError(f"rate.budget_scope must be cache or run, "
+                             f"got '{self.options.budget_scope}'")
         self.identity = judge_identity(cfg)
         self.judge = judge_key(self.identity)
-        self.cache = ReplyCache(cache_path, journal=str(self.options.journal))
+        self.cache = ReplyCache(cache_path, journal=mode_value(self.options.journal))
         self.owner = new_owner()  # this run's claims and paid replies carry it
         self.http_client = http_client
         self.usage = Usage()
@@ -464,10 +469,10 @@ class ApiJudge:
         return self.price(r.input_tokens, r.output_tokens, batch=r.source == "batch")
 
     def make_budget(self, plan: Plan, batch: bool = False) -> Budget:
-        scope_cache = str(self.options.cost_scope) == "cache"
+        scope_cache = mode_value(self.options.budget_scope) == "cache"
         spent = sum(self.reply_cost(r) for r in plan.cached.values()) if scope_cache else 0.0
         factor = self.cfg.batch_price_factor if batch else 1.0
-        bound = str(self.cfg.reply_bound)
+        bound = mode_value(self.cfg.reply_bound)
         context_bound = bound == "context" or (bound == "auto" and bool(self.cfg.base_url))
         # Counts from an estimate (no tokenizer) may fall short of what the server bills.
         margin = 1.0 if getattr(self.counter, "exact", True) else 1.3
@@ -479,7 +484,7 @@ class ApiJudge:
         """The exact spend, from the cache, for the stop message."""
         mine = self.cache.paid_by(self.owner)
         run_cost = sum(self.reply_cost(r) for r in mine)
-        if str(self.options.cost_scope) == "run":
+        if mode_value(self.options.budget_scope) == "run":
             return (f"this run spent ${run_cost:.4f} ({len(mine)} paid replies in the cache, "
                     f"scope run)")
         stored = self.cache.get_many(set(plan.keys))
@@ -536,7 +541,7 @@ class ApiJudge:
             log.info("[%s] budget: rate.max_cost_usd=%s over %s; spent so far $%.4f; each "
                      "request in flight reserves its worst case (%s)", desc, cap,
                      "what the cache has spent on these requests" if
-                     str(self.options.cost_scope) == "cache" else "this run",
+                     mode_value(self.options.budget_scope) == "cache" else "this run",
                      b.spent, "replies up to the context: the server may ignore max_tokens"
                      if b.context_bound else "prompt + max_tokens")
             if b.spent + cost_max > cap:
@@ -617,7 +622,7 @@ class ApiJudge:
         rpm = make_limiter(cfg.requests_per_minute, 1) if cfg.requests_per_minute else None
         largest = max(n for _, _, n in todo) + cfg.max_tokens
         tpm = make_limiter(cfg.tokens_per_minute, largest) if cfg.tokens_per_minute else None
-        scope_cache = str(opts.cost_scope) == "cache"
+        scope_cache = mode_value(opts.budget_scope) == "cache"
         queue = deque(todo)
         held: dict[str, tuple[str, Messages, int]] = {}  # keys another job is sending
         ever_held: set[str] = set()
@@ -802,6 +807,6 @@ class ApiJudge:
 def make_engine_options(rate_cfg: Any, journal: Any = "wal") -> EngineOptions:
     return EngineOptions(mode=rate_cfg.mode, dry_run=rate_cfg.dry_run,
                          max_cost_usd=rate_cfg.max_cost_usd,
-                         cost_scope=str(getattr(rate_cfg, "max_cost_scope", "cache")),
+                         budget_scope=mode_value(getattr(rate_cfg, "budget_scope", "cache")),
                          offline=rate_cfg.reparse, progress=rate_cfg.progress,
-                         journal=str(journal))
+                         journal=mode_value(journal))

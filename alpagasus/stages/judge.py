@@ -68,7 +68,7 @@ def _run(ctx: RunContext) -> Artifact:
         # rating options, so the evaluation only shares the progress setting.
         judge = make_judge(cfg.eval_judge, ctx.cache_dir, cfg.paths.judge_cache,
                            EngineOptions(progress=cfg.rate.progress,
-                                         journal=str(cfg.paths.judge_cache_journal)))
+                                         journal=cfg.paths.judge_cache_journal))
         try:
             replies = judge.complete(requests, "pair", desc=f"judge ({cfg.eval_judge.name})")
         finally:

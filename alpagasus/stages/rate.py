@@ -258,7 +258,7 @@ def import_ratings(path: Path, template: ChatTemplate, judge_cfg: JudgeConfig,
     records = [parse_import_record(rec, f"{path}: {loc}") for loc, rec in read_records(path)]
     identity = judge_identity(judge_cfg)
     jkey = judge_key(identity)
-    cache = ReplyCache(cache_path, journal=str(journal))
+    cache = ReplyCache(cache_path, journal=journal)
     added = 0
     try:
         for item, review in records:
