@@ -111,6 +111,17 @@ class ModelConfig:
     trust_remote_code: bool = False
 
 
+class ReplyBound(str, Enum):  # noqa: UP042 (StrEnum: Python >= 3.11)
+    """The most tokens a reply can bill, as the budget reserves it for a request in flight."""
+
+    auto = "auto"  # max_tokens for the providers' own endpoints (no base_url), else context
+    max_tokens = "max_tokens"  # trust the server to stop at max_tokens (OpenAI, Anthropic do)
+    context = "context"  # only the context bounds it: holds whatever the server does
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class JudgeConfig:
     """An LLM judge: used to rate training items and to compare answers pairwise."""
@@ -142,6 +153,9 @@ class JudgeConfig:
     price_output_per_mtok: float = 0.0
     # Provider batch APIs bill at this fraction of the on-demand price (both: 50%).
     batch_price_factor: float = 0.5
+    # rate.max_cost_usd reserves this many reply tokens per request in flight (a reply
+    # longer than max_tokens switches a run to `context`).
+    reply_bound: ReplyBound = ReplyBound.auto
 
     def __post_init__(self) -> None:
         if self.name is MISSING or self.name == "???":
@@ -334,6 +348,16 @@ class LoggerConfig:
     tags: list[str] = field(default_factory=list)
 
 
+class JournalMode(str, Enum):  # noqa: UP042
+    """SQLite journal of the judge cache."""
+
+    wal = "wal"  # fast, concurrent readers; needs shared memory: local disks only
+    delete = "delete"  # rollback journal, no shared memory: network file systems (NFS)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class PathsConfig:
     root: str = "outputs"
@@ -343,6 +367,8 @@ class PathsConfig:
     cache: str = "${oc.env:ALPAGASUS_CACHE,${oc.env:HOME}/.cache/alpagasus}"
     # Every judge reply (SQLite): shared by runs and sweep jobs, so nothing is paid twice.
     judge_cache: str = "${paths.root}/cache/judge.sqlite"
+    # wal, or delete when judge_cache is on NFS (WAL's shared memory is unsafe there).
+    judge_cache_journal: JournalMode = JournalMode.wal
 
 
 # Rating judges answer on the paper's 0-5 scale.

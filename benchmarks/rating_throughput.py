@@ -7,7 +7,8 @@ on a free port, then rates N Alpaca items (the shared random_9k sample if presen
 demo items repeated) with the paper's prompt:
 
 * ``engine``: alpagasus.judges.engine.ApiJudge (limiters off, fresh SQLite cache per run:
-  token counting, cache lookups and writes, parsing all included) at several concurrencies;
+  token counting, cache lookups, claims and writes, parsing all included) at several
+  concurrencies;
 * ``bare SDK``: ``chat.completions.create`` with only a semaphore (no cache, no parsing, no
   token counting);
 * ``bare client.post``: the engine's own SDK call (``client.post`` with a plain body, which
@@ -17,7 +18,8 @@ demo items repeated) with the paper's prompt:
   batch, the whole batch retried on any error, results kept in memory.
 
 Prints req/s, the ideal C / latency, our/ideal, our/reference and the client CPU ms per
-request (time.process_time of this process; the server runs in another process). Not a test:
+request (time.process_time of this process; the server runs in another process), then the
+CPU cost of the reply cache's two per-request statements alone (claim, put). Not a test:
 timings depend on the machine and on what else runs on it.
 """
 
@@ -37,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from alpagasus.config import JudgeConfig  # noqa: E402
 from alpagasus.data import load_items_file  # noqa: E402
+from alpagasus.judges.cache import ReplyCache, new_owner, request_key  # noqa: E402
 from alpagasus.judges.engine import ApiJudge, EngineOptions  # noqa: E402
 from alpagasus.prompts import rating_messages, rating_prompt  # noqa: E402
 from tests.servers import SHARED_ALPACA, katan  # noqa: E402
@@ -132,6 +135,25 @@ def run_reference(url: str, reqs, batch: int = 5) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def cache_ops_us(n: int = 5000) -> tuple[float, float]:
+    """CPU microseconds per claim and per put on a fresh cache (what each request adds)."""
+    keys = [request_key({"bench": 1}, [{"role": "user", "content": str(i)}]) for i in range(n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        cache, owner = ReplyCache(Path(tmp) / "cache.sqlite"), new_owner()
+        c0 = time.process_time()
+        for k in keys:
+            cache.claim(k, owner, 60)
+        claim = time.process_time() - c0
+        c0 = time.process_time()
+        for k in keys:
+            cache.put(k, "j", MODEL, "4.5\nThe response is accurate." * 4, status="ok", score=4.5,
+                      parser_version=3, input_tokens=300, output_tokens=20, cost_usd=1e-4,
+                      run=owner)
+        put = time.process_time() - c0
+        cache.close()
+    return 1e6 * claim / n, 1e6 * put / n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=2000)
@@ -176,6 +198,8 @@ def main() -> None:
           "counting, parsing): " + ", ".join(
               f"C={r[1]}: {100 * (r[4] / r[5] / post_cpu[r[1]] - 1):+.0f}%" for r in rows
               if r[0] == "engine"))
+    claim_us, put_us = cache_ops_us()
+    print(f"reply cache per request (CPU): claim {claim_us:.0f} us, put {put_us:.0f} us")
     if args.json:
         Path(args.json).write_text(json.dumps(rows))
 

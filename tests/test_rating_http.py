@@ -166,14 +166,17 @@ def test_budget_stops_before_it_could_be_exceeded(tmp_path):
         calls.append(request)
         return httpx2.Response(200, json=openai_completion("4", tin=100_000, tout=1))
 
-    # $1/Mtok in and out: a request costs <= $0.1 + 16e-6, so $0.25 pays for two of the six.
-    cfg = judge_cfg(price_input_per_mtok=1.0, price_output_per_mtok=1.0, context_tokens=200_000)
+    # $1/Mtok in and out: a request costs <= $0.1 + 16e-6, so $0.25 pays for two of the six
+    # when the server is trusted to stop at max_tokens.
+    cfg = judge_cfg(price_input_per_mtok=1.0, price_output_per_mtok=1.0, context_tokens=200_000,
+                    reply_bound="max_tokens")
     judge = make(tmp_path, handler, cfg, max_cost_usd=0.25)
     judge._counter = type("C", (), {"count": staticmethod(lambda m: 100_000),
                                     "method": "fixed"})()
-    with pytest.raises(BudgetExceeded, match="max_cost_usd=0.25"):
+    with pytest.raises(BudgetExceeded, match="max_cost_usd=0.25") as stop:
         judge.complete(MESSAGES, "rating")
     assert len(calls) == 2 and judge.usage.cost_usd <= 0.25
+    assert "spent $0.2000 on these 6 requests" in str(stop.value)  # 2 x (0.1 + 1e-6)
     assert ReplyCache(tmp_path / "cache.sqlite").count() == 2
 
 
@@ -404,3 +407,27 @@ def test_rate_limited_run_completes(tmp_path):
     cfg = judge_cfg(requests_per_minute=60_000, tokens_per_minute=10_000_000, concurrency=4)
     judge = make(tmp_path, handler, cfg)
     assert [r.text for r in judge.complete(MESSAGES, "rating")] == ["4"] * 6
+
+
+def test_batch_submissions_stay_within_the_cap(tmp_path):
+    """Batch prices, worst case per request = the whole context (a custom base_url): the cap
+    lets two requests be submitted; while they run nothing more fits, and once they are in
+    (costing far less than feared) the next two go."""
+    fake = FakeOpenAIBatches(fail_first=0)
+    # $1/Mtok in and out, half price: worst case 4,096 tokens x $0.5/M = $0.002048 each.
+    cfg = judge_cfg(price_input_per_mtok=1.0, price_output_per_mtok=1.0)
+
+    def run():
+        return make(tmp_path, fake, cfg, mode="batch", max_cost_usd=0.0045).complete(
+            MESSAGES, "rating")
+
+    with pytest.raises(BatchPending, match="4 not submitted: rate.max_cost_usd=0.0045"):
+        run()
+    assert [len(fake.files[f].splitlines()) for f in fake.files] == [2]
+    with pytest.raises(BatchPending, match="4 not submitted"):
+        run()  # in progress: its two requests may still cost their worst case
+    assert len(fake.batches) == 1
+    with pytest.raises(BatchPending, match="2 not submitted"):
+        run()  # ended: 2 stored for $0.000014, two more fit
+    assert ReplyCache(tmp_path / "cache.sqlite").count() == 2
+    assert len(fake.files["file-in1"].splitlines()) == 2

@@ -89,16 +89,17 @@ def test_reparse_rescores_stored_replies_into_a_new_artifact(tiny_cfg, tmp_path,
     # Same parser: the artifact is reused.
     run(_cfg(tiny_cfg, data, "rate.reparse=true"))
     assert len(_rate_dirs(tmp_path)) == 1
-    # A new parser (here: one that reads nothing) gives a new artifact, with no API call.
+    # A new parser (here: one that reads only 5s) gives a new artifact, with no API call.
     monkeypatch.setattr(rate_mod, "PARSER_VERSION", 99)
     monkeypatch.setattr(engine_mod, "PARSER_VERSION", 99)
-    monkeypatch.setattr(rate_mod, "parse_rating", lambda text: ParsedScore(None, "unparsed"))
+    monkeypatch.setattr(rate_mod, "parse_rating", lambda text: ParsedScore(5.0, "ok")
+                        if text.startswith("5") else ParsedScore(None, "unparsed"))
     run(_cfg(tiny_cfg, data, "rate.reparse=true"))
     dirs = _rate_dirs(tmp_path)
     assert len(dirs) == 2
     new = next(d for d in dirs if json.loads((d / "manifest.json").read_text())["config"]
                ["parser_version"] == 99)
-    assert json.loads((new / "manifest.json").read_text())["counts"]["unparsed"] == 5
+    assert json.loads((new / "manifest.json").read_text())["counts"]["unparsed"] == 3
     versions = ReplyCache(tmp_path / "cache" / "judge.sqlite").db.execute(
         "SELECT DISTINCT parser_version FROM replies").fetchall()
     assert versions == [(99,)]

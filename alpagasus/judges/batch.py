@@ -22,6 +22,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from alpagasus.judges import ScoreFormat
+from alpagasus.judges.cache import Claim
 from alpagasus.judges.engine import (
     AnthropicProvider,
     BatchPending,
@@ -30,11 +31,9 @@ from alpagasus.judges.engine import (
     OpenAIProvider,
     Plan,
     make_provider,
-    parse_for_cache,
     reply_from_anthropic,
     reply_from_openai,
 )
-from alpagasus.parsing import PARSER_VERSION
 
 if TYPE_CHECKING:
     from alpagasus.judges.engine import ApiJudge
@@ -62,7 +61,7 @@ async def _run(judge: ApiJudge, provider: Any, plan: Plan, score_format: ScoreFo
         if name != provider.name:
             continue
         try:
-            ended, stored, failed = await _poll(judge, provider, batch_id, score_format)
+            ended, stored, failed = await _poll(judge, provider, batch_id, score_format, plan)
         except Exception as e:
             sdk = provider.sdk
             if isinstance(e, sdk.APIStatusError) and e.status_code < 500 and e.status_code != 429:
@@ -80,37 +79,64 @@ async def _run(judge: ApiJudge, provider: Any, plan: Plan, score_format: ScoreFo
     remaining = [t for t in plan.todo if t[0] not in stored_now and t[0] not in running]
     if not remaining and not n_running:
         return
+    held, capped = 0, 0
     if remaining:
-        remaining = _within_budget(judge, remaining)
-        for start in range(0, len(remaining), BATCH_SIZE):
-            chunk = remaining[start:start + BATCH_SIZE]
-            batch_id = await _submit(provider, chunk)
-            judge.cache.add_batch(batch_id, provider.name, judge.judge, [k for k, _, _ in chunk])
-            n_running += 1
-            log.info("submitted %s batch %s with %d requests", provider.name, batch_id,
-                     len(chunk))
+        # Claim before submitting, so that two jobs do not submit (and pay for) the same
+        # requests; once the job id is recorded the open batch itself marks them as taken.
+        try:
+            claims = [(t, judge.cache.claim(t[0], judge.owner, judge.options.lease_s))
+                      for t in remaining]
+            held = sum(c is Claim.HELD for _, c in claims)
+            remaining = [t for t, c in claims if c is Claim.CLAIMED]
+            if remaining:
+                in_flight = [t for t in plan.todo if t[0] in running]
+                kept = _within_budget(judge, remaining, in_flight)
+                capped, remaining = len(remaining) - len(kept), kept
+                if not kept and not n_running:
+                    raise BudgetExceeded(
+                        f"rate.max_cost_usd={judge.options.max_cost_usd} reached: "
+                        f"{judge.spend_report(plan)}; not even one more request fits")
+            for start in range(0, len(remaining), BATCH_SIZE):
+                chunk = remaining[start:start + BATCH_SIZE]
+                batch_id = await _submit(provider, chunk)
+                judge.cache.add_batch(batch_id, provider.name, judge.judge,
+                                      [k for k, _, _ in chunk])
+                n_running += 1
+                log.info("submitted %s batch %s with %d requests", provider.name, batch_id,
+                         len(chunk))
+        finally:
+            judge.cache.release(judge.owner)
+    notes = [f"{held} being submitted by another job"] if held else []
+    if capped:
+        notes.append(f"{capped} not submitted: rate.max_cost_usd={judge.options.max_cost_usd} "
+                     "leaves no room for them while the running jobs may still cost their "
+                     "worst case")
     raise BatchPending(
         f"{n_running} {provider.name} batch job(s) running for "
-        f"{len(running) + len(remaining)} requests ({len(stored_now)} stored now); job ids "
-        f"are kept in {judge.cache.path}: rerun the same command later to collect the results")
+        f"{len(running) + len(remaining)} requests ({len(stored_now)} stored now"
+        f"{''.join('; ' + n for n in notes)}); job ids are kept in {judge.cache.path}: "
+        "rerun the same command later to collect the results")
 
 
-def _within_budget(judge: ApiJudge, todo: list[tuple[str, Any, int]]) -> list[tuple[str, Any, int]]:
-    budget = judge.options.max_cost_usd
-    if budget is None:
+def _within_budget(judge: ApiJudge, todo: list[tuple[str, Any, int]],
+                   in_flight: list[tuple[str, Any, int]]) -> list[tuple[str, Any, int]]:
+    """The requests that may be submitted: spent + the worst case of the jobs still running
+    and of every request submitted stays within the cap (batch prices)."""
+    budget = judge.budget
+    if budget is None or budget.cap is None:
         return todo
-    kept, total = [], judge.usage.cost_usd
+    for _, _, n in in_flight:
+        budget.start(n)
+    kept = []
     for t in todo:
-        worst = judge.price(t[2], judge.cfg.max_tokens, batch=True)
-        if total + worst > budget:
+        if not budget.fits(t[2]):
             break
-        total += worst
+        budget.start(t[2])
         kept.append(t)
-    if not kept:
-        raise BudgetExceeded(f"rate.max_cost_usd={budget}: not even one more request fits")
     if len(kept) < len(todo):
-        log.warning("rate.max_cost_usd=%s: submitting %d of %d requests (worst case $%.4f)",
-                    budget, len(kept), len(todo), total)
+        log.warning("rate.max_cost_usd=%s: submitting %d of %d requests (spent $%.4f, worst "
+                    "case of everything running $%.4f)", budget.cap, len(kept), len(todo),
+                    budget.spent, budget.reserved())
     return kept
 
 
@@ -132,20 +158,18 @@ async def _submit(provider: Any, chunk: list[tuple[str, Any, int]]) -> str:
     return batch.id
 
 
-async def _poll(judge: ApiJudge, provider: Any, batch_id: str,
-                score_format: ScoreFormat) -> tuple[bool, int, int]:
+async def _poll(judge: ApiJudge, provider: Any, batch_id: str, score_format: ScoreFormat,
+                plan: Plan) -> tuple[bool, int, int]:
     """(ended, replies stored, rows failed) for one job."""
     stored = failed = 0
 
+    n_in = {k: n for k, _, n in plan.todo}
+
     def store(key: str, text: str, tin: int, tout: int) -> None:
         nonlocal stored
-        status, score = parse_for_cache(score_format, text)
-        if judge.cache.put(key, judge.judge, judge.cfg.model, text, status=status, score=score,
-                           parser_version=PARSER_VERSION, input_tokens=tin, output_tokens=tout,
-                           source="batch"):
-            judge.usage.input_tokens += tin
-            judge.usage.output_tokens += tout
-            judge.usage.cost_usd += judge.price(tin, tout, batch=True)
+        if key in judge.stored_here or judge.cache.get_many([key]):
+            return  # a job polled by two runs: charged once
+        judge.store(key, score_format, text, n_in.get(key, 0), tin, tout, 0.0, "batch")
         stored += 1
 
     if isinstance(provider, OpenAIProvider):
@@ -163,7 +187,7 @@ async def _poll(judge: ApiJudge, provider: Any, batch_id: str,
                 if row.get("error") or response.get("status_code") != 200:
                     failed += 1
                     continue
-                store(row["custom_id"], *reply_from_openai(response["body"]))
+                store(row["custom_id"], *reply_from_openai(response["body"], f"batch {batch_id}"))
         if batch.error_file_id:
             content = await provider.client.files.content(batch.error_file_id)
             failed += sum(1 for line in content.text.splitlines() if line.strip())
@@ -177,7 +201,8 @@ async def _poll(judge: ApiJudge, provider: Any, batch_id: str,
     results = await provider.client.messages.batches.results(batch_id)
     async for row in results:
         if row.result.type == "succeeded":
-            store(row.custom_id, *reply_from_anthropic(row.result.message.model_dump()))
+            store(row.custom_id, *reply_from_anthropic(row.result.message.model_dump(),
+                                                      f"batch {batch_id}"))
         else:
             failed += 1
     return True, stored, failed

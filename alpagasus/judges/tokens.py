@@ -59,3 +59,7 @@ class TokenCounter:
 
     def count(self, messages: Messages) -> int:
         return _PER_REQUEST + sum(_PER_MESSAGE + self._count(m["content"]) for m in messages)
+
+    def count_text(self, text: str) -> int:
+        """Tokens of a reply (what a server that sends no usage is charged)."""
+        return self._count(text)

@@ -71,7 +71,8 @@ def _run(ctx: RunContext) -> Artifact:
         # The same engine and reply cache as the rating judge; budget and dry run are
         # rating options, so the evaluation only shares the progress setting.
         judge = make_judge(cfg.eval_judge, ctx.cache_dir, cfg.paths.judge_cache,
-                           EngineOptions(progress=cfg.rate.progress))
+                           EngineOptions(progress=cfg.rate.progress,
+                                         journal=cfg.paths.judge_cache_journal))
         try:
             replies = judge.complete(requests, "pair", desc=f"judge ({cfg.eval_judge.name})")
         finally:

@@ -30,6 +30,7 @@ from alpagasus.artifacts import Artifact
 from alpagasus.config import JudgeConfig
 from alpagasus.context import RunContext
 from alpagasus.data import DataError, Item, read_records, validate_item
+from alpagasus.errors import AlpagasusError
 from alpagasus.judges import judge_identity, make_judge
 from alpagasus.parsing import PARSER_VERSION, parse_rating
 from alpagasus.prompts import ChatTemplate, rating_messages, rating_prompt
@@ -40,6 +41,12 @@ log = logging.getLogger(__name__)
 RATINGS = "ratings.jsonl"
 HISTOGRAM = "histogram.png"
 BUCKETS = [x / 2 for x in range(11)]  # 0, 0.5, ..., 5
+
+
+class RatingError(AlpagasusError, RuntimeError):
+    """The judge replied, but no item got a score: nothing worth an artifact."""
+
+    hint = "check judge.model and the prompt, or fix the parser and use rate.reparse=true"
 
 
 def run(ctx: RunContext, arm: Arm | None = None) -> Artifact:
@@ -61,7 +68,7 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
               "prompt_hash": template.hash, "parser_version": PARSER_VERSION}
     if cfg.rate.import_path:
         import_ratings(Path(cfg.rate.import_path).expanduser(), template, judge_cfg,
-                       cfg.paths.judge_cache)
+                       cfg.paths.judge_cache, cfg.paths.judge_cache_journal)
 
     def build(workdir: Path) -> dict[str, Any]:
         unique: dict[str, int] = {}  # item text -> position among the requests
@@ -72,7 +79,7 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
         first_items = {pos: item for item, pos in zip(ctx.items, order, strict=True)}
         requests = [rating_messages(template, first_items[p]) for p in range(len(unique))]
         judge = make_judge(judge_cfg, ctx.cache_dir, cfg.paths.judge_cache,
-                           make_engine_options(cfg.rate))
+                           make_engine_options(cfg.rate, cfg.paths.judge_cache_journal))
         try:
             replies = judge.complete(requests, "rating", desc=f"rate ({judge_cfg.name})")
             usage = getattr(judge, "usage", None)
@@ -93,6 +100,7 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
                 "source": reply.source,
                 "cached": reply.cached,
             })
+        check_some_scored(rows, judge_cfg, cfg.paths.judge_cache)
         _write_jsonl(workdir / RATINGS, rows)
         _write_jsonl(workdir / "unparsed.jsonl", [
             {**r, **ctx.items[r["index"]].to_dict()} for r in rows
@@ -129,6 +137,29 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "w") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def check_some_scored(rows: list[dict[str, Any]], judge_cfg: JudgeConfig,
+                      cache_path: str | Path) -> None:
+    """Raise RatingError when not one item got a score (every reply unparsed or too long)."""
+    if not rows or any(r["score"] is not None for r in rows):
+        return
+    statuses = Counter(r["status"] for r in rows)
+    too_long = statuses.pop("too_long", 0)
+    examples = "; ".join(f"item {r['index']}: {r['reply'][:80]!r}" for r in rows
+                         if r["status"] != "too_long")
+    hint = []
+    if sum(statuses.values()):
+        hint.append(f"{sum(statuses.values())} replies hold no valid score "
+                    f"({', '.join(f'{n} {s}' for s, n in statuses.items())}; e.g. "
+                    f"{examples[:300]}): check judge.model and the prompt, or fix the parser and "
+                    "rerun with rate.reparse=true")
+    if too_long:
+        hint.append(f"{too_long} prompts do not fit judge.context_tokens="
+                    f"{judge_cfg.context_tokens} with max_tokens={judge_cfg.max_tokens}")
+    raise RatingError(f"no item got a score from judge {judge_cfg.name} ({judge_cfg.model}): "
+                      f"{len(rows)} items, {'; '.join(hint)}. No rate artifact was written; "
+                      f"the replies are kept in {cache_path}.")
 
 
 def summarize(rows: list[dict[str, Any]], n_requests: int, judge_cfg: JudgeConfig | None = None,
@@ -227,7 +258,7 @@ def read_import_file(path: Path) -> list[tuple[Item, str]]:
 
 
 def import_ratings(path: Path, template: ChatTemplate, judge_cfg: JudgeConfig,
-                   cache_path: str | Path) -> dict[str, int]:
+                   cache_path: str | Path, journal: Any = "wal") -> dict[str, int]:
     """Load released ratings into the reply cache as replies of ``judge_cfg``.
 
     Each record becomes the stored reply to exactly the request this framework would send
@@ -243,7 +274,7 @@ def import_ratings(path: Path, template: ChatTemplate, judge_cfg: JudgeConfig,
     records = read_import_file(path)
     identity = judge_identity(judge_cfg)
     jkey = judge_key(identity)
-    cache = ReplyCache(cache_path)
+    cache = ReplyCache(cache_path, journal=journal)
     added = 0
     try:
         for item, review in records:
