@@ -7,6 +7,7 @@ the wrong type fails when Hydra composes the config, before any model load or AP
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -94,10 +95,30 @@ class LoraConfig:
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
 
 
+class QuantMode(str, Enum):
+    none = "none"
+    nf4 = "nf4"  # QLoRA: 4-bit NormalFloat
+    int8 = "int8"
+
+    def __str__(self) -> str:  # "nf4", not "QuantMode.nf4", in messages and f-strings
+        return self.value
+
+
+class TrainMethod(str, Enum):
+    """What a training preset trains; its learning rate only makes sense for that."""
+
+    full = "full"  # every weight, fp32 masters (lora=none quant=none)
+    lora = "lora"  # adapters over a frozen bf16/fp32 base (a LoRA, quant=none)
+    qlora = "qlora"  # adapters over a quantised base (a LoRA, quant=nf4|int8)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class QuantConfig:
     name: str = MISSING
-    mode: str = "none"  # none | nf4 | int8
+    mode: QuantMode = QuantMode.none
     double_quant: bool = True
     compute_dtype: str = "bfloat16"
 
@@ -125,6 +146,8 @@ class TestsetsConfig:
 @dataclass
 class TrainConfig:
     name: str = MISSING
+    # The preset's method, checked against lora/quant (train.validate); null: any method.
+    method: TrainMethod | None = None
     epochs: float = 3.0
     learning_rate: float = 2e-5
     effective_batch_size: int = 128

@@ -15,7 +15,7 @@ import torch
 
 from alpagasus.artifacts import Artifact
 from alpagasus.context import RunContext
-from alpagasus.models import default_device, load_tokenizer
+from alpagasus.models import compute_dtype, default_device, load_tokenizer
 from alpagasus.stages import train
 from alpagasus.stages.train import Variant
 
@@ -30,7 +30,7 @@ def run(ctx: RunContext) -> list[Artifact]:
 
 def export_dtype(name: str) -> torch.dtype:
     if name == "auto":
-        return train.training_dtype(default_device())
+        return compute_dtype(default_device())
     return getattr(torch, name)
 
 
@@ -59,7 +59,7 @@ def _run(ctx: RunContext, variant: Variant) -> Artifact:
         return {
             "variant": variant,
             "merged_adapter": adapter is not None,
-            "dequantised_base": trained.manifest["config"]["quant"]["mode"] != "none",
+            "dequantised_base": str(trained.manifest["config"]["quant"]["mode"]) != "none",
             "dtype": str(dtype).removeprefix("torch."),
             "parameters": sum(p.numel() for p in model.parameters()),
         }
