@@ -95,7 +95,7 @@ class LoraConfig:
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
 
 
-class QuantMode(str, Enum):
+class QuantMode(str, Enum):  # noqa: UP042 (StrEnum needs 3.11; we support 3.10)
     none = "none"
     nf4 = "nf4"  # QLoRA: 4-bit NormalFloat
     int8 = "int8"
@@ -104,7 +104,7 @@ class QuantMode(str, Enum):
         return self.value
 
 
-class TrainMethod(str, Enum):
+class TrainMethod(str, Enum):  # noqa: UP042
     """What a training preset trains; its learning rate only makes sense for that."""
 
     full = "full"  # every weight, fp32 masters (lora=none quant=none)
