@@ -1,4 +1,5 @@
-"""Training traps: packing, loss masking, QLoRA gradients, resume, preflight, export.
+"""Training traps: packing, loss masking, fp32 master weights, presets and their method,
+QLoRA gradients, resume, preflight, export.
 
 All on a tiny random Llama (2 layers, hidden 32) with the embedded model's tokenizer, so
 the whole file runs in well under a minute on 2 CPU cores.
