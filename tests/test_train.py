@@ -259,10 +259,11 @@ def test_paper_presets_need_no_lora_none(compose_cfg):
 ])
 def test_a_preset_contradicted_by_the_command_line_fails_unless_on_purpose(
         compose_cfg, overrides, message):
+    cfg = compose_cfg(*overrides)
     with pytest.raises(TrainConfigError) as e:
-        validate(compose_cfg(*overrides))
+        validate(cfg)
     assert str(e.value).startswith(message)
-    actual = train_method(*(lambda c: (c.lora.enabled, c.quant.mode))(compose_cfg(*overrides)))
+    actual = train_method(cfg.lora.enabled, cfg.quant.mode)
     validate(compose_cfg(*overrides, f"train.method={actual}"))  # said on purpose: fine
 
 
