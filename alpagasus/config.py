@@ -23,7 +23,14 @@ from alpagasus.errors import ConfigError
 __all__ = ["ConfigError"]
 
 
-class Stage(str, Enum):
+class Mode(str, Enum):
+    """A mode string: compares equal to its value and prints as it ("nf4", not "QuantMode.nf4")."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Stage(Mode):
     """Targets of the `alpagasus` entry point (alpagasus/stages/__init__.py: STAGES)."""
 
     rate = "rate"
@@ -36,56 +43,50 @@ class Stage(str, Enum):
     pipeline = "pipeline"
 
 
-class JudgeBackend(str, Enum):
+class JudgeBackend(Mode):
     local = "local"  # in-process transformers model
     openai = "openai"  # any OpenAI-protocol server (OpenAI, vLLM, transformers serve)
     anthropic = "anthropic"
 
 
-class ScoreMode(str, Enum):
+class ScoreMode(Mode):
     text = "text"  # parse the generated reply
     logits = "logits"  # local judge: read the score off the digits' next-token distribution
 
 
-class RateMode(str, Enum):
+class RateMode(Mode):
     online = "online"  # concurrent requests
     batch = "batch"  # the provider's batch API (half price, up to 24 h)
 
 
-class BudgetScope(str, Enum):
+class BudgetScope(Mode):
     cache = "cache"  # everything the reply cache has spent for this judge and data
     run = "run"  # only what this run sends
 
 
-class UnparsedPolicy(str, Enum):
+class UnparsedPolicy(Mode):
     exclude = "exclude"
     include = "include"
 
 
-class SelectOrder(str, Enum):
+class SelectOrder(Mode):
     draw = "draw"  # `size` items drawn uniformly (seeded) from those that pass
     top = "top"  # the `size` best-scored, ties broken by a seeded hash
 
 
-class QuantMode(str, Enum):
-    none = "none"
-    nf4 = "nf4"
-    int8 = "int8"
-
-
-class DataSource(str, Enum):
+class DataSource(Mode):
     demo = "demo"
     hub = "hub"
     file = "file"
 
 
-class ExportArm(str, Enum):
+class ExportArm(Mode):
     a = "a"
     b = "b"
     both = "both"
 
 
-class LoggerMode(str, Enum):
+class LoggerMode(Mode):
     offline = "offline"
     online = "online"
     disabled = "disabled"
@@ -258,6 +259,26 @@ class LoraConfig:
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
 
 
+class QuantMode(str, Enum):  # noqa: UP042 (StrEnum needs 3.11; we support 3.10)
+    none = "none"
+    nf4 = "nf4"  # QLoRA: 4-bit NormalFloat
+    int8 = "int8"
+
+    def __str__(self) -> str:  # "nf4", not "QuantMode.nf4", in messages and f-strings
+        return self.value
+
+
+class TrainMethod(str, Enum):  # noqa: UP042
+    """What a training preset trains; its learning rate only makes sense for that."""
+
+    full = "full"  # every weight, fp32 masters (lora=none quant=none)
+    lora = "lora"  # adapters over a frozen bf16/fp32 base (a LoRA, quant=none)
+    qlora = "qlora"  # adapters over a quantised base (a LoRA, quant=nf4|int8)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class QuantConfig:
     name: str = MISSING
@@ -297,6 +318,8 @@ class TestsetsConfig:
 @dataclass
 class TrainConfig:
     name: str = MISSING
+    # The preset's method, checked against lora/quant (train.validate); null: any method.
+    method: TrainMethod | None = None
     epochs: float = 3.0
     learning_rate: float = 2e-5
     effective_batch_size: int = 128

@@ -66,6 +66,16 @@ def _convert_gguf(source: Path, gguf_file: str, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def compute_dtype(device: str) -> torch.dtype:
+    """What training computes in: bf16 (autocast) on a GPU that supports it, else fp32.
+
+    Not the dtype of the weights being trained: see alpagasus.training.precision.
+    """
+    if device == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
 def inference_dtype(device: str) -> torch.dtype:
     # bf16 on CPU is ~3x faster than fp32 on this class of machine and plenty for judging
     # and sampling; on GPU it is the paper's dtype.

@@ -1,13 +1,60 @@
-"""Trainer callbacks: throughput and memory logging, and a guard against dead LoRA gradients."""
+"""Training helpers: the method and precision of a run, and Trainer callbacks (throughput
+and memory logging, a guard against dead LoRA gradients)."""
 
 from __future__ import annotations
 
 import resource
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from transformers import TrainerCallback
+
+from alpagasus.config import QuantMode, TrainMethod
+
+
+def train_method(lora_enabled: bool, quant_mode: QuantMode | str) -> TrainMethod:
+    """What the lora/quant groups train (quant without a LoRA is rejected by validate())."""
+    if not lora_enabled:
+        return TrainMethod.full
+    return TrainMethod.lora if QuantMode(quant_mode) == QuantMode.none else TrainMethod.qlora
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The dtype the trainable model is loaded in, and the dtype it computes in.
+
+    compute=bf16 means TrainingArguments(bf16=True): accelerate wraps forward in
+    torch.autocast(bf16) and leaves the parameters in the dtype they were loaded in, so the
+    optimizer updates (and its states) stay in that dtype.
+    """
+
+    weights: torch.dtype
+    compute: torch.dtype
+
+    @property
+    def autocast_bf16(self) -> bool:
+        return self.compute == torch.bfloat16
+
+
+# Weights per method, from (compute dtype, quant.compute_dtype).
+WEIGHT_DTYPE: dict[TrainMethod, Callable[[torch.dtype, torch.dtype], torch.dtype]] = {
+    # fp32 master weights: a step of lr 2e-5 on a bf16 weight of size ~0.02 (bf16 spacing
+    # there: 1.2e-4) rounds away most of the time. FSDP/DeepSpeed keep fp32 masters too.
+    TrainMethod.full: lambda compute, quant: torch.float32,
+    # The base is frozen, so compute-dtype weights lose nothing; peft keeps the adapters
+    # (the trained parameters) in fp32 (get_peft_model's autocast_adapter_dtype=True).
+    TrainMethod.lora: lambda compute, quant: compute,
+    # 4/8-bit base; its non-quantised leftovers in quant.compute_dtype (peft's
+    # prepare_model_for_kbit_training then upcasts them to fp32); adapters fp32 as above.
+    TrainMethod.qlora: lambda compute, quant: quant,
+}
+
+
+def precision(method: TrainMethod, compute: torch.dtype, quant_compute: torch.dtype) -> Precision:
+    return Precision(weights=WEIGHT_DTYPE[method](compute, quant_compute), compute=compute)
 
 
 class ThroughputCallback(TrainerCallback):

@@ -49,9 +49,19 @@ def test_accelerate_config_files_parse(name, monkeypatch):
         assert ds["zero_optimization"]["stage"] in (2, 3)
         # "auto": the Trainer fills batch/accumulation in, so the effective batch stays ours
         assert ds["gradient_accumulation_steps"] == ds["train_micro_batch_size_per_gpu"] == "auto"
+        # bf16 compute from the Trainer's flag, fp32 masters in the ZeRO optimizer: nothing
+        # may turn on bf16 master weights/optimizer states; and accelerate rejects a
+        # mixed_precision key next to a DeepSpeed JSON.
+        assert ds["bf16"]["enabled"] == "auto" and "fp16" not in ds
+        assert not any(ds["bf16"].get(k) for k in ("bf16_master_weights_and_grads",
+                                                   "bf16_optimizer_states"))
+        assert "mixed_precision" not in raw
         return  # the launcher itself imports deepspeed, which is optional
     args = _launch_args(ACCELERATE / name)
     assert args.num_processes == 8
+    # bf16 autocast (DDP) or FSDP param_dtype bf16; the trained parameters stay as loaded
+    # (fp32 for full fine-tuning: alpagasus.training.precision), never downcast.
+    assert args.mixed_precision == "bf16" and raw.get("downcast_bf16", "no") == "no"
     if raw["distributed_type"] == "FSDP":
         assert args.use_fsdp
         assert args.fsdp_sharding_strategy == "FULL_SHARD"

@@ -1,4 +1,5 @@
-"""Training traps: packing, loss masking, QLoRA gradients, resume, preflight, export.
+"""Training traps: packing, loss masking, fp32 master weights, presets and their method,
+QLoRA gradients, resume, preflight, export.
 
 All on a tiny random Llama (2 layers, hidden 32) with the embedded model's tokenizer, so
 the whole file runs in well under a minute on 2 CPU cores.
@@ -6,6 +7,7 @@ the whole file runs in well under a minute on 2 CPU cores.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,19 +16,22 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, TrainerCallback
 
+from alpagasus.config import TrainMethod
 from alpagasus.data import Item
-from alpagasus.main import run
+from alpagasus.main import CONF_DIR, run
 from alpagasus.models import load_tokenizer, resolve_model_path
 from alpagasus.prompts import alpaca_prompt
 from alpagasus.stages import export as export_stage
+from alpagasus.stages import train as train_stage
 from alpagasus.stages.train import (
     TrainConfigError,
     load_trainable_model,
     make_collator,
     tokenize_item,
     train,
+    validate,
 )
-from alpagasus.training import DeadGradientError, GradientGuard
+from alpagasus.training import DeadGradientError, GradientGuard, precision, train_method
 
 ITEMS = [
     Item(instruction="Give three tips for staying healthy.", input="",
@@ -132,6 +137,134 @@ def test_packed_loss_equals_padded_loss(tok):
         loss_packed = model(**packed, use_cache=False).loss.item()
         loss_padded = model(**padded, use_cache=False).loss.item()
     assert abs(loss_packed - loss_padded) <= 1e-4
+
+
+# --- precision: fp32 master weights for full fine-tuning -------------------------------------
+
+
+def one_adamw_step(model, ids, lr: float) -> tuple[int, int]:
+    """(elements that got a non-zero gradient, how many of them the step changed)."""
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)  # the Trainer's
+    model(input_ids=ids, labels=ids).loss.backward()
+    got = {n: p.grad != 0 for n, p in model.named_parameters()}
+    optimizer.step()
+    changed = sum(int(((p.detach() != before[n]) & got[n]).sum())
+                  for n, p in model.named_parameters())
+    return sum(int(g.sum()) for g in got.values()), changed
+
+
+def test_a_step_at_lr_1e5_moves_fp32_weights_and_rounds_away_on_bf16_weights():
+    """Why full fine-tuning keeps fp32 masters: on bf16 weights most updates vanish."""
+    torch.manual_seed(0)
+    fp32 = LlamaForCausalLM(tiny_config(300))  # initializer std 0.02, as Llama
+    bf16 = copy.deepcopy(fp32).to(torch.bfloat16)  # the old path: weights loaded in bf16
+    ids = torch.randint(0, 300, (2, 24))
+    graded, changed = one_adamw_step(fp32, ids, lr=1e-5)
+    assert graded > 20_000 and changed == graded  # every weight that got a gradient moved
+    graded, changed = one_adamw_step(bf16, ids, lr=1e-5)
+    assert graded > 20_000 and changed < 0.5 * graded  # measured: 16% moved, 84% rounded away
+
+
+def test_precision_per_method():
+    bf16, fp32 = torch.bfloat16, torch.float32
+    full = precision(TrainMethod.full, compute=bf16, quant_compute=bf16)
+    assert full.weights == fp32 and full.autocast_bf16  # fp32 masters, bf16 compute
+    assert precision(TrainMethod.lora, compute=bf16, quant_compute=bf16).weights == bf16
+    assert precision(TrainMethod.qlora, compute=bf16, quant_compute=fp32).weights == fp32
+    cpu = precision(TrainMethod.full, compute=fp32, quant_compute=bf16)
+    assert cpu.weights == fp32 and not cpu.autocast_bf16
+    assert train_method(False, "none") == TrainMethod.full
+    assert train_method(True, "none") == TrainMethod.lora
+    assert train_method(True, "nf4") == TrainMethod.qlora
+
+
+@pytest.fixture
+def bf16_gpu(monkeypatch):
+    """Pretend the device computes in bf16 (as an A100/H100 does), on CPU."""
+    monkeypatch.setattr(train_stage, "compute_dtype", lambda device: torch.bfloat16)
+
+
+def test_trainable_model_keeps_fp32_where_it_trains(compose_cfg, tiny_dir, bf16_gpu):
+    full = load_trainable_model(compose_cfg("lora=none", f"model.name_or_path={tiny_dir}"),
+                                tiny_dir)
+    assert {p.dtype for p in full.parameters()} == {torch.float32}
+    lora = load_trainable_model(compose_cfg("lora=paper", f"model.name_or_path={tiny_dir}"),
+                                tiny_dir)
+    trained = {p.dtype for p in lora.parameters() if p.requires_grad}
+    frozen = {p.dtype for p in lora.parameters() if not p.requires_grad}
+    assert trained == {torch.float32} and frozen == {torch.bfloat16}  # fp32 adapters, bf16 base
+
+
+def test_full_finetuning_trains_fp32_weights_under_bf16_autocast(compose_cfg, tiny_dir, tmp_path,
+                                                                 bf16_gpu, monkeypatch):
+    """The real path (load, TrainingArguments, Trainer) at lr 1e-5: the forward computes in
+    bf16, yet the weights stay fp32 and every block weight moves."""
+    cfg = compose_cfg(*TINY_TRAIN, "train.max_steps=1", "train.learning_rate=1e-5",
+                      "lora=none", f"model.name_or_path={tiny_dir}")
+    seen: set[torch.dtype] = set()
+    real_load = train_stage.load_trainable_model
+
+    def load_and_watch(*args):
+        model = real_load(*args)
+        model.model.layers[0].self_attn.q_proj.register_forward_hook(
+            lambda module, inputs, output: seen.add(output.dtype))
+        return model
+
+    monkeypatch.setattr(train_stage, "load_trainable_model", load_and_watch)
+    counts = train(cfg, ITEMS, tmp_path, fake_ctx(tmp_path))
+    assert seen == {torch.bfloat16}  # autocast was on
+    assert counts["method"] == "full" and counts["trainable_dtype"] == "float32"
+    before = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32).state_dict()
+    after = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
+    assert {p.dtype for p in after.parameters()} == {torch.float32}  # saved as trained
+    for name, weight in after.state_dict().items():
+        if ".layers." in name and name.endswith("proj.weight"):
+            moved = (weight != before[name]).float().mean().item()
+            assert moved > 0.99, f"{name}: only {moved:.1%} of the weights moved"
+
+
+# --- presets say what they train --------------------------------------------------------------
+
+PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "train").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_a_preset_selects_the_method_it_names(compose_cfg, preset):
+    cfg = compose_cfg(f"train={preset}", "model=7b")
+    if cfg.train.method is None:  # smoke: any method
+        return
+    assert train_method(cfg.lora.enabled, cfg.quant.mode) == cfg.train.method
+    validate(cfg)
+
+
+def test_paper_presets_need_no_lora_none(compose_cfg):
+    cfg = compose_cfg("model=7b", "train=paper_7b")
+    assert not cfg.lora.enabled and cfg.quant.mode == "none"
+    cfg = compose_cfg("model=13b", "train=qlora_paper_13b")
+    assert cfg.lora.name == "paper" and cfg.quant.mode == "nf4"
+    cfg = compose_cfg("experiment=qlora_7b_chatgpt")
+    assert cfg.train.name == "qlora_paper" and cfg.quant.mode == "nf4" and cfg.lora.enabled
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["train=paper_7b", "lora=paper"],
+     "train=paper_7b is full fine-tuning but lora=paper quant=none is a LoRA: add lora=none "
+     "quant=none, or train.method=lora to train a LoRA at this preset's rate on purpose"),
+    (["train=qlora_paper", "quant=none"],
+     "train=qlora_paper is a QLoRA but lora=paper quant=none is a LoRA: add lora=paper "
+     "quant=nf4, or train.method=lora"),
+    (["train=demo", "lora=none"], "train=demo is a LoRA but lora=none quant=none is full "
+                                  "fine-tuning"),
+])
+def test_a_preset_contradicted_by_the_command_line_fails_unless_on_purpose(
+        compose_cfg, overrides, message):
+    cfg = compose_cfg(*overrides)
+    with pytest.raises(TrainConfigError) as e:
+        validate(cfg)
+    assert str(e.value).startswith(message)
+    actual = train_method(cfg.lora.enabled, cfg.quant.mode)
+    validate(compose_cfg(*overrides, f"train.method={actual}"))  # said on purpose: fine
 
 
 # --- QLoRA ----------------------------------------------------------------------------------
@@ -247,6 +380,7 @@ def test_resumed_run_ends_at_the_uninterrupted_loss(compose_cfg, tiny_dir, tmp_p
 @pytest.mark.parametrize("overrides,reason", [
     (["lora.target_modules=[q_proj,qkv_proj]"], r"not in the model: \['qkv_proj'\]"),
     (["quant=nf4", "lora=none"], "trains adapters only"),
+    (["train=paper_7b", "lora=paper"], "train=paper_7b is full fine-tuning but lora=paper"),
     (["train.max_length=4096", "model.context_length=null"], r"exceeds the context .*\(256 tokens\)"),
     (["train.effective_batch_size=6"], "multiple of per_device_batch_size"),
 ])

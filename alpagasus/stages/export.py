@@ -17,7 +17,7 @@ import torch
 from alpagasus.arms import Arm
 from alpagasus.artifacts import Artifact
 from alpagasus.context import RunContext
-from alpagasus.models import default_device, load_tokenizer
+from alpagasus.models import compute_dtype, default_device, load_tokenizer
 from alpagasus.stages import train
 
 MODEL_DIR = "model"
@@ -32,7 +32,7 @@ def run(ctx: RunContext) -> list[Artifact]:
 
 def export_dtype(name: str) -> torch.dtype:
     if name == "auto":
-        return train.training_dtype(default_device())
+        return compute_dtype(default_device())
     return getattr(torch, name)
 
 
@@ -61,7 +61,7 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
         return {
             "arm": arm.name,
             "merged_adapter": adapter is not None,
-            "dequantised_base": trained.manifest["config"]["quant"]["mode"] != "none",
+            "dequantised_base": str(trained.manifest["config"]["quant"]["mode"]) != "none",
             "dtype": str(dtype).removeprefix("torch."),
             "parameters": sum(p.numel() for p in model.parameters()),
         }

@@ -1,9 +1,12 @@
 """Stage `train`: fine-tune the base model on an arm's training set.
 
 Alpaca prompt format, loss on response tokens only, EOS appended. Full fine-tuning, LoRA,
-or QLoRA (quant=nf4|int8 with a LoRA). Padding-free packing by default: the examples of a
-batch are concatenated into one row with position_ids restarting at 0, and the model keeps
-attention within each example (needs use_cache=False while training).
+or QLoRA (quant=nf4|int8 with a LoRA); a preset's `train.method` must match lora/quant.
+Full fine-tuning keeps fp32 weights and optimizer states and computes in bf16 (autocast) on
+a GPU; LoRA trains fp32 adapters over a bf16 or quantised base (alpagasus.training.precision).
+Padding-free packing by default: the examples of a batch are concatenated into one row with
+position_ids restarting at 0, and the model keeps attention within each example (needs
+use_cache=False while training).
 
 Output: model/ (a LoRA adapter or full weights, plus tokenizer) and train_log.json.
 Checkpoints live in the artifact's partial folder until the run ends, so rerunning the same
@@ -30,13 +33,14 @@ import torch
 
 from alpagasus.arms import Arm
 from alpagasus.artifacts import Artifact
-from alpagasus.config import Config
+from alpagasus.config import Config, QuantMode, TrainMethod
 from alpagasus.context import RunContext
 from alpagasus.data import Item
 from alpagasus.errors import AlpagasusError
-from alpagasus.models import default_device, load_tokenizer, resolve_model_path
+from alpagasus.models import compute_dtype, default_device, load_tokenizer, resolve_model_path
 from alpagasus.prompts import alpaca_prompt
 from alpagasus.stages import select
+from alpagasus.training import Precision, precision, train_method
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +51,36 @@ class TrainConfigError(AlpagasusError, ValueError):
     pass
 
 
+METHOD_NAMES = {TrainMethod.full: "full fine-tuning", TrainMethod.lora: "a LoRA",
+                TrainMethod.qlora: "a QLoRA"}
+# The groups that train each method, as the fix to suggest.
+METHOD_GROUPS = {TrainMethod.full: "lora=none quant=none", TrainMethod.lora: "lora=paper quant=none",
+                 TrainMethod.qlora: "lora=paper quant=nf4"}
+
+
+def check_method(cfg: Config) -> None:
+    """A preset's learning rate is for its method: a LoRA at a full fine-tuning rate (or the
+    reverse) learns nothing useful, so a mismatch must be asked for (train.method=...)."""
+    expected = cfg.train.method
+    if expected is None:  # a preset for any method (smoke)
+        return
+    actual = train_method(cfg.lora.enabled, cfg.quant.mode)
+    if actual != expected:
+        raise TrainConfigError(
+            f"train={cfg.train.name} is {METHOD_NAMES[expected]} but lora={cfg.lora.name} "
+            f"quant={cfg.quant.name} is {METHOD_NAMES[actual]}: add {METHOD_GROUPS[expected]}, "
+            f"or train.method={actual} to train {METHOD_NAMES[actual]} at this preset's "
+            "rate on purpose"
+        )
+
+
 def validate(cfg: Config) -> None:
     """Checks that need no weights: run them before anything is loaded."""
-    if cfg.quant.mode not in ("none", "nf4", "int8"):
-        raise TrainConfigError(f"quant.mode must be none, nf4 or int8, got '{cfg.quant.mode}'")
-    if cfg.quant.mode != "none" and not cfg.lora.enabled:
+    if cfg.quant.mode != QuantMode.none and not cfg.lora.enabled:
         raise TrainConfigError(
             f"quant={cfg.quant.name} trains adapters only: add a LoRA (e.g. lora=paper)"
         )
+    check_method(cfg)
     if cfg.lora.enabled and not cfg.lora.target_modules:
         raise TrainConfigError(f"lora={cfg.lora.name} names no target module")
     if cfg.model.context_length and cfg.train.max_length > cfg.model.context_length:
@@ -189,10 +215,11 @@ def attn_implementation(requested: str, device: str) -> str:
     return "sdpa"
 
 
-def training_dtype(device: str) -> torch.dtype:
-    if device == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+def training_precision(cfg: Config) -> Precision:
+    """fp32 weights for full fine-tuning, bf16/fp32 or quantised base for LoRA; bf16 compute
+    on a GPU that has it."""
+    return precision(train_method(cfg.lora.enabled, cfg.quant.mode), compute_dtype(default_device()),
+                     getattr(torch, cfg.quant.compute_dtype))
 
 
 def load_trainable_model(cfg: Config, path: str):
@@ -207,24 +234,24 @@ def load_trainable_model(cfg: Config, path: str):
     kwargs: dict[str, Any] = {
         "attn_implementation": attn_implementation(cfg.model.attn_implementation, device),
         "trust_remote_code": cfg.model.trust_remote_code,
+        # Full fine-tuning: fp32, whatever the checkpoint's dtype (under FSDP these become
+        # the fp32 sharded masters; DeepSpeed keeps its own fp32 masters).
+        "dtype": training_precision(cfg).weights,
     }
-    if cfg.quant.mode != "none":
+    if cfg.quant.mode != QuantMode.none:
         compute = getattr(torch, cfg.quant.compute_dtype)
-        if cfg.quant.mode == "nf4":
+        if cfg.quant.mode == QuantMode.nf4:
             kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4",
                 bnb_4bit_use_double_quant=cfg.quant.double_quant, bnb_4bit_compute_dtype=compute,
             )
         else:
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-        kwargs["dtype"] = compute
         if device == "cuda":  # one device per process: quantised weights cannot move later
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    else:
-        kwargs["dtype"] = training_dtype(device)
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.config.use_cache = False  # per-example attention in packed rows needs it
-    if cfg.quant.mode != "none":
+    if cfg.quant.mode != QuantMode.none:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
@@ -239,7 +266,7 @@ def load_trainable_model(cfg: Config, path: str):
             r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
             target_modules="all-linear" if targets == ["all-linear"] else targets,
             task_type="CAUSAL_LM",
-        ))
+        ), autocast_adapter_dtype=True)  # fp32 adapters over a bf16 base (peft's default)
     return model
 
 
@@ -276,7 +303,8 @@ def training_arguments(cfg: Config, workdir: Path, report_to: list[str]):
         save_total_limit=1,
         seed=tc.seed,
         data_seed=tc.seed,
-        bf16=training_dtype(device) == torch.bfloat16,
+        # Autocast only: the weights keep the dtype they were loaded in (fp32 for full FT).
+        bf16=training_precision(cfg).autocast_bf16,
         use_cpu=device != "cuda",
         report_to=report_to,
         remove_unused_columns=False,
@@ -303,7 +331,11 @@ def train(cfg: Config, items: list[Item], workdir: Path, ctx: RunContext,
         raise TrainConfigError("no training example has a response token within max_length")
     dataset = Dataset.from_list(examples)
     model = load_trainable_model(cfg, path)
-    if tc.gradient_checkpointing and cfg.quant.mode == "none":
+    # As loaded: fp32 for full FT and for adapters (DeepSpeed may cast the module, its
+    # optimizer keeps fp32 masters).
+    trainable_dtype = ",".join(sorted({str(p.dtype).removeprefix("torch.")
+                                       for p in model.parameters() if p.requires_grad}))
+    if tc.gradient_checkpointing and cfg.quant.mode == QuantMode.none:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if cfg.lora.enabled:
             model.enable_input_require_grads()
@@ -346,7 +378,9 @@ def train(cfg: Config, items: list[Item], workdir: Path, ctx: RunContext,
         "peak_memory_gib": ThroughputCallback.peak_memory_gib(),
         "world_size": world_size(),
         "adapter": bool(cfg.lora.enabled),
-        "quant": cfg.quant.mode,
+        "quant": str(cfg.quant.mode),
+        "method": str(train_method(cfg.lora.enabled, cfg.quant.mode)),
+        "trainable_dtype": trainable_dtype,
         "base_model": path,
     }
 
