@@ -214,6 +214,7 @@ def _judge_reply(messages):
 
 
 @needs_data
+@pytest.mark.slow
 def test_mt_bench_on_the_embedded_model_with_a_local_judge_server(tiny_cfg, tmp_path):
     with fake_chat(_judge_reply) as judge:
         cfg = tiny_cfg("benchmark=mt_bench", f"benchmark.path={MT_BENCH}",

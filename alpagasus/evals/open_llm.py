@@ -125,6 +125,7 @@ def evaluate_model(model: ModelRef, tasks: list[Any], manager: Any, batch_size: 
         for k in _KEPT:
             merged[k].update(out.get(k) or {})
     merged["model"] = {"path": model.path, "adapter": model.adapter,
+                       "model_class": type(lm.model).__name__,  # PeftModel... with an adapter
                        "batch_sizes": list(getattr(lm, "batch_sizes", {}).values()),
                        "device": device, "dtype": str(inference_dtype(device))}
     return merged
