@@ -123,7 +123,8 @@ def test_reading_metrics_and_comparing_arms(local_task):
                     {"metric": "avg", "a": None, "b": 0.3, "diff": None},
                     {"metric": "extra", "a": None, "b": 2, "diff": None}]
     table = format_comparison("t", rows)
-    assert "| arc | 0.5000 | 0.2500 | +0.2500 |" in table and "| avg | n/a | 0.3000 | n/a |" in table
+    assert "| arc | 0.500 | 0.250 | +0.250 |" in table and "| avg | n/a | 0.300 | n/a |" in table
+    assert "| extra | n/a | 2 | n/a |" in table
     before = include_fingerprint(str(local_task))
     (local_task / f"{TASK}.yaml").write_text((local_task / f"{TASK}.yaml").read_text() + "\n# v2\n")
     assert include_fingerprint(str(local_task)) != before and include_fingerprint(None) is None

@@ -282,9 +282,22 @@ def test_stage_human_on_the_tiny_pipeline(trained_root, compose_cfg):
     assert {k for k in report["labels"]} <= set(by_key)
 
     # No new labels: serve=false writes nothing new, the same report is reused.
-    run(compose_cfg(*overrides, "human.serve=false"))
+    cfg = compose_cfg(*overrides, "human.serve=false")
+    run(cfg)
     assert len([p for p in (Path(trained_root) / "artifacts" / "human").iterdir()
                 if (p / "human.json").is_file()]) == 1
+    # What the report stage reads: the same summary, from the stored labels.
+    from alpagasus.artifacts import ArtifactStore
+    from alpagasus.context import RunContext
+    from alpagasus.stages import human, judge
+    from alpagasus.tracking import Tracker
+
+    ctx = RunContext(cfg=cfg, store=ArtifactStore(cfg.paths.artifacts), tracker=Tracker.off())
+    summary = human.stored_summary(ctx, judge.run(ctx))
+    assert summary["human"] == report["human"] and summary["agreement"] == report["agreement"]
+    other = compose_cfg(*overrides, "human.annotator=nobody")
+    ctx = RunContext(cfg=other, store=ArtifactStore(cfg.paths.artifacts), tracker=Tracker.off())
+    assert human.stored_summary(ctx, judge.run(ctx)) is None
 
 
 def _wait_items(url: str) -> list[dict]:

@@ -96,9 +96,8 @@ def format_comparison(title: str, rows: list[dict[str, Any]]) -> str:
     def cell(v: float | None, signed: bool = False) -> str:
         if v is None:
             return "n/a"
-        if isinstance(v, int) or float(v).is_integer() and abs(v) >= 1:
-            return f"{v:+g}" if signed else f"{v:g}"
-        return f"{v:+.4f}" if signed else f"{v:.4f}"
+        sign = "+" if signed else ""
+        return f"{v:{sign}d}" if isinstance(v, int) else f"{v:{sign}.3f}"
 
     lines = [title, "", "| metric | A | B | A − B |", "|---|---:|---:|---:|"]
     lines += [f"| {r['metric']} | {cell(r['a'])} | {cell(r['b'])} | {cell(r['diff'], True)} |"

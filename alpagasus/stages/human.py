@@ -45,11 +45,7 @@ def run(ctx: RunContext) -> Artifact:
 def _run(ctx: RunContext) -> Artifact:
     hc = ctx.cfg.human
     judged = judge.run(ctx)  # both arms' answers and the LLM judge's verdicts
-    kept = {role: select.run(ctx, arm).counts["kept"] for role, arm in ctx.arms.items()}
-    title = (f"A = {ctx.arms['a'].label(kept['a'])} vs B = {ctx.arms['b'].label(kept['b'])}; "
-             f"LLM judge {ctx.cfg.eval_judge.name}")
-    study = Study.from_judgments(judge.read_judgments(judged), key=judged.key, seed=hc.seed,
-                                 title=title)
+    study = make_study(ctx, judged)
     store = LabelStore(hc.db)
     try:
         if hc.serve:
@@ -84,6 +80,28 @@ def _run(ctx: RunContext) -> Artifact:
                           [[label, *row] for label, row in
                            zip(agreement["labels"], agreement["confusion"], strict=True)])
     return ctx.finish_stage(artifact)
+
+
+def make_study(ctx: RunContext, judged: Artifact) -> Study:
+    kept = {role: select.run(ctx, arm).counts["kept"] for role, arm in ctx.arms.items()}
+    title = (f"A = {ctx.arms['a'].label(kept['a'])} vs B = {ctx.arms['b'].label(kept['b'])}; "
+             f"LLM judge {ctx.cfg.eval_judge.name}")
+    return Study.from_judgments(judge.read_judgments(judged), key=judged.key,
+                                seed=ctx.cfg.human.seed, title=title)
+
+
+def stored_summary(ctx: RunContext, judged: Artifact) -> dict[str, Any] | None:
+    """The study so far, for the `report` stage: None until a label is stored."""
+    hc = ctx.cfg.human
+    if not Path(hc.db).is_file():
+        return None
+    study = make_study(ctx, judged)
+    store = LabelStore(hc.db)
+    try:
+        labels = store.labels(study.key, hc.annotator)
+    finally:
+        store.close()
+    return summarize(study, labels) if labels else None
 
 
 def serve(study: Study, store: LabelStore, annotator: str, host: str, port: int) -> None:
