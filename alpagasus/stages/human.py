@@ -39,16 +39,31 @@ HUMAN_MD = "human.md"
 
 
 def run(ctx: RunContext) -> Artifact:
-    return ctx.once("human", lambda: _run(ctx))
+    return ctx.once("human", lambda: _run(ctx, serve_page=ctx.cfg.human.serve))
 
 
-def _run(ctx: RunContext) -> Artifact:
+def stored(ctx: RunContext) -> Artifact | None:
+    """The study from the labels stored so far, without serving: what the `report` stage
+    adds (its key changes with the labels). None until a label is stored."""
+    hc = ctx.cfg.human
+    if not Path(hc.db).is_file():
+        return None
+    study = make_study(ctx, judge.run(ctx))
+    store = LabelStore(hc.db)
+    try:
+        labelled = bool(store.labels(study.key, hc.annotator))
+    finally:
+        store.close()
+    return ctx.once("human", lambda: _run(ctx, serve_page=False)) if labelled else None
+
+
+def _run(ctx: RunContext, serve_page: bool) -> Artifact:
     hc = ctx.cfg.human
     judged = judge.run(ctx)  # both arms' answers and the LLM judge's verdicts
     study = make_study(ctx, judged)
     store = LabelStore(hc.db)
     try:
-        if hc.serve:
+        if serve_page:
             serve(study, store, hc.annotator, hc.host, hc.port)
         labels = store.labels(study.key, hc.annotator)
     finally:
@@ -90,20 +105,6 @@ def make_study(ctx: RunContext, judged: Artifact) -> Study:
                                 seed=ctx.cfg.human.seed, title=title)
 
 
-def stored_summary(ctx: RunContext, judged: Artifact) -> dict[str, Any] | None:
-    """The study so far, for the `report` stage: None until a label is stored."""
-    hc = ctx.cfg.human
-    if not Path(hc.db).is_file():
-        return None
-    study = make_study(ctx, judged)
-    store = LabelStore(hc.db)
-    try:
-        labels = store.labels(study.key, hc.annotator)
-    finally:
-        store.close()
-    return summarize(study, labels) if labels else None
-
-
 def serve(study: Study, store: LabelStore, annotator: str, host: str, port: int) -> None:
     """Serve the page until Finish or Ctrl-C; every label is already stored either way."""
     server = StudyServer(study, store, annotator, host, port)
@@ -114,3 +115,8 @@ def serve(study: Study, store: LabelStore, annotator: str, host: str, port: int)
         server.serve_until_finished()
     except KeyboardInterrupt:
         log.info("human study: stopped (Ctrl-C); writing the report from the stored labels")
+
+
+def read_summary(artifact: Artifact) -> dict[str, Any]:
+    """human.json: the summary (format_summary renders it) and every label."""
+    return json.loads((artifact.path / HUMAN_JSON).read_text())
