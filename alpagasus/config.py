@@ -41,6 +41,8 @@ class Stage(Mode):
     judge = "judge"
     report = "report"
     pipeline = "pipeline"
+    benchmark = "benchmark"
+    human = "human"
 
 
 class JudgeBackend(Mode):
@@ -84,6 +86,11 @@ class ExportArm(Mode):
     a = "a"
     b = "b"
     both = "both"
+
+
+class ModelSource(Mode):
+    adapter = "adapter"  # the base with the arm's LoRA adapter (or the full fine-tune's folder)
+    merged = "merged"  # the export stage's merged model
 
 
 class LoggerMode(Mode):
@@ -361,6 +368,64 @@ class GenerateConfig:
 
 
 @dataclass
+class LmEvalTask:
+    task: str = MISSING  # an lm-eval task or group name (or one from benchmark.include_path)
+    num_fewshot: int | None = None  # None: the task's own default
+    metric: str = "acc,none"  # the lm-eval results key the table reports
+
+
+@dataclass
+class BenchmarkConfig:
+    """A benchmark run on each arm's model (alpagasus/evals: one module per `kind`)."""
+
+    name: str = MISSING
+    kind: str = MISSING  # a registered benchmark: open_llm | mt_bench
+    # open_llm (lm-evaluation-harness)
+    tasks: list[LmEvalTask] = field(default_factory=list)
+    include_path: str | None = None  # a folder of extra task YAMLs
+    builtin_tasks: bool = True  # index lm-eval's own ~15k tasks too (about 20 s)
+    # auto: lm-eval finds the largest that fits on a GPU; on CPU, where that search runs
+    # full-length forward passes for minutes, `cpu_batch_size` is used instead.
+    batch_size: str = "auto"
+    max_batch_size: int = 64
+    cpu_batch_size: int = 8
+    model_source: ModelSource = ModelSource.adapter
+    # Smoke runs: open_llm, examples per task (a fraction if < 1); mt_bench, questions.
+    limit: float | None = None
+    # mt_bench: a folder with question.jsonl, judge_prompts.jsonl, reference answers
+    path: str | None = None
+    question_ids: list[int] | None = None  # None: every question (after `limit`)
+    max_new_tokens: int = 1024  # per turn (FastChat's)
+    judge_max_tokens: int = 2048  # the judge explains before its [[rating]] (FastChat's)
+
+    def __post_init__(self) -> None:
+        if self.name is MISSING or self.name == "???":
+            return
+        _positive("benchmark.limit", self.limit)
+        for key in ("max_batch_size", "cpu_batch_size", "max_new_tokens", "judge_max_tokens"):
+            _positive(f"benchmark.{key}", getattr(self, key))
+        from alpagasus.evals import get_benchmark  # registry: imports the benchmarks
+
+        get_benchmark(self.kind).check(self)
+
+
+@dataclass
+class HumanConfig:
+    """The blind human study (stage=human): a local page, labels in SQLite."""
+
+    host: str = "127.0.0.1"  # loopback: only this machine can reach the page
+    port: int = 8765  # 0: any free port
+    annotator: str = "${oc.env:USER,researcher}"
+    db: str = "${paths.root}/human/labels.sqlite"
+    seed: int = 0  # which answer each prompt shows on the left (recorded with the label)
+    serve: bool = True  # false: only write the report from the labels stored so far
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"human.port={self.port}: must be in 0-65535 (0: any free port)")
+
+
+@dataclass
 class LoggerConfig:
     name: str = MISSING
     enabled: bool = True
@@ -436,6 +501,8 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     rate: RateConfig = field(default_factory=RateConfig)
+    benchmark: BenchmarkConfig | None = None  # `benchmark=open_llm|mt_bench`
+    human: HumanConfig = field(default_factory=HumanConfig)
     logger: LoggerConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
 
@@ -444,6 +511,9 @@ class Config:
             return  # the schema's own default instance
         from alpagasus.selection import get_strategy  # registry: imports the strategies
 
+        if self.stage == Stage.benchmark and self.benchmark is None:
+            raise ConfigError("stage=benchmark needs a benchmark: benchmark=open_llm or "
+                              "benchmark=mt_bench")
         check_size("size", self.size, allow_match=True)
         check_size("baseline.size", self.baseline.size, allow_match=True)
         if self.size == "match" and self.baseline.size == "match":

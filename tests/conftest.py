@@ -36,3 +36,17 @@ def tiny_cfg(compose_cfg, tmp_path) -> Callable[..., DictConfig]:
         return compose_cfg(*TINY, f"paths.root={tmp_path}", *overrides)
 
     return _tiny
+
+
+@pytest.fixture(scope="session")
+def trained_root(tmp_path_factory) -> Path:
+    """The TINY pipeline run once, up to the judge: both arms trained, their answers judged.
+    Tests that need trained arms set `paths.root` to it (and add their own artifacts)."""
+    from alpagasus.main import run
+
+    root = tmp_path_factory.mktemp("trained")
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[*TINY, f"paths.root={root}",
+                                                       "stage=judge", "logger.enabled=false"])
+    run(cfg)
+    return root

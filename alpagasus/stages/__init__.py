@@ -55,4 +55,8 @@ STAGES: dict[str, StageSpec] = {s.name: s for s in [
               lambda ctx: _module("report").run(ctx), needs_testsets=True, trains=True),
     StageSpec("pipeline", "alias of report: the whole chain",
               lambda ctx: _module("report").run(ctx), needs_testsets=True, trains=True),
+    StageSpec("benchmark", "benchmark=open_llm|mt_bench on each arm's model, side by side",
+              lambda ctx: _module("benchmark").run(ctx), trains=True),
+    StageSpec("human", "a blind human study of the two arms' answers, vs the LLM judge",
+              lambda ctx: _module("human").run(ctx), needs_testsets=True, trains=True),
 ]}

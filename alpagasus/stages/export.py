@@ -27,7 +27,12 @@ log = logging.getLogger(__name__)
 def run(ctx: RunContext) -> list[Artifact]:
     choice = getattr(ctx.cfg.export.arm, "value", ctx.cfg.export.arm)
     roles = ["a", "b"] if choice == "both" else [choice]
-    return [ctx.once(f"export/{r}", lambda r=r: _run(ctx, ctx.arms[r])) for r in roles]
+    return [run_arm(ctx, ctx.arms[r]) for r in roles]
+
+
+def run_arm(ctx: RunContext, arm: Arm) -> Artifact:
+    """One arm's merged model (also what `benchmark.model_source=merged` evaluates)."""
+    return ctx.once(f"export/{arm.role}", lambda: _run(ctx, arm))
 
 
 def export_dtype(name: str) -> torch.dtype:
