@@ -185,6 +185,7 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
     config = {k: ctx.section(k) for k in ("model", "lora", "quant", "train")}
     for section in config.values():
         section.pop("name", None)  # a preset's name does not change the weights
+    config["train"].pop("method", None)  # implied by lora/quant, already in the key
 
     def build(workdir: Path) -> dict[str, Any]:
         return train(cfg, items, workdir, ctx, log_prefix=f"train/{arm.name}")
