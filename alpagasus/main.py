@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from alpagasus.artifacts import ArtifactStore
 from alpagasus.config import register_configs, validate
 from alpagasus.context import RunContext
+from alpagasus.sweep import JobRecord, register_resolvers
 from alpagasus.tracking import Tracker
 
 log = logging.getLogger("alpagasus")
@@ -24,10 +25,18 @@ log = logging.getLogger("alpagasus")
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 register_configs()
+register_resolvers()
 
 
 def run(cfg: DictConfig) -> float | None:
-    """Run the target stage (and what it needs); return the winning score if judged."""
+    """Run the target stage (and what it needs); return the winning score if judged.
+
+    In a Hydra job, result.json (alpagasus/sweep.py) records how it went, failures included."""
+    with JobRecord(cfg) as record:
+        return _run(cfg, record)
+
+
+def _run(cfg: DictConfig, record: JobRecord) -> float | None:
     from alpagasus.selection import get_strategy
     from alpagasus.stages import STAGES
 
@@ -39,7 +48,8 @@ def run(cfg: DictConfig) -> float | None:
 
         train.validate(cfg)
     _warn_demo_threshold(cfg)
-    ctx = RunContext(cfg=cfg, store=ArtifactStore(cfg.paths.artifacts), tracker=Tracker.off())
+    store = ArtifactStore(cfg.paths.artifacts, cfg.paths.lock, cfg.paths.lock_timeout_s)
+    ctx = record.ctx = RunContext(cfg=cfg, store=store, tracker=Tracker.off())
     # Then every input the target needs, before any model is loaded or API called.
     for arm in ctx.arms.values():
         get_strategy(arm.method).check_data(arm, len(ctx.items))
