@@ -92,7 +92,7 @@ class LoggerMode(str, Enum):
     disabled = "disabled"
 
 
-class LockMode(str, Enum):
+class LockMode(str, Enum):  # noqa: UP042
     """How sweep jobs take the per-artifact lock (alpagasus/artifacts.py)."""
 
     fcntl = "fcntl"  # an OS lock (flock): freed when its process dies; local disks

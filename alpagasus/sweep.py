@@ -48,7 +48,7 @@ RESULT_VERSION = 1
 SECTIONS: tuple[str, ...] = ("alpagasus.analysis:sweep_section",)
 
 
-class JobStatus(str, Enum):
+class JobStatus(str, Enum):  # noqa: UP042
     completed = "completed"
     failed = "failed"  # raised an error (result.json holds it)
     stopped = "stopped"  # an expected stop: a dry run, the budget reached
@@ -271,25 +271,31 @@ def _sum(values: Iterable[Any]) -> float | int:
 # --- the sweep's side: collect, tabulate, plot --------------------------------------------------
 
 
+def sweep_jobs(params: dict[str, str], task: list[str]) -> list[list[str]]:
+    """The override list of every job of a basic-sweeper multirun: ``hydra.sweeper.params``
+    then the command line's overrides, expanded as Hydra's BasicSweeper does."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    lines = [f"{k}={v}" for k, v in params.items()] + list(task)
+    parsed = OverridesParser.create().parse_overrides(lines)
+    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
 def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
-    """The override list of every job the sweep launches, recomputed from multirun.yaml as
-    Hydra's basic sweeper does (None: no multirun.yaml, or another sweeper)."""
+    """Every job the sweep launches, recomputed from its multirun.yaml (None: no multirun.yaml,
+    or another sweeper than Hydra's basic one)."""
     path = sweep_dir / "multirun.yaml"
     if not path.is_file():
         return None
     try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
         conf = OmegaConf.load(path)
         if "BasicSweeper" not in str(OmegaConf.select(conf, "hydra.sweeper._target_") or ""):
             return None
-        params = OmegaConf.to_container(conf.hydra.sweeper.params or {}, resolve=False) or {}
-        task = OmegaConf.to_container(conf.hydra.overrides.task, resolve=False) or []
-        lines = [f"{k}={v}" for k, v in params.items()] + list(task)
-        parsed = OverridesParser.create().parse_overrides(lines)
-        batches = BasicSweeper.split_arguments(parsed, None)
-        return [list(job) for batch in batches for job in batch]
+        params = OmegaConf.select(conf, "hydra.sweeper.params")
+        params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
+        task = OmegaConf.to_container(conf.hydra.overrides.task, resolve=False)
+        return sweep_jobs(params, task)
     except Exception:  # a report without the never-started rows beats no report
         log.debug("could not recompute the jobs of %s", sweep_dir, exc_info=True)
         return None
@@ -475,7 +481,7 @@ def jobs_table(results: list[dict[str, Any]]) -> str:
 # --- figures -------------------------------------------------------------------------------------
 
 
-class FigureKind(str, Enum):
+class FigureKind(str, Enum):  # noqa: UP042
     threshold = "threshold"
     size = "size"
     ablation = "ablation"
