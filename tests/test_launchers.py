@@ -178,3 +178,30 @@ def test_local_launcher_2x2_sweep_builds_each_artifact_once(tmp_path):
         assert results[i]["started"] < results[j]["finished"]
         assert results[j]["started"] < results[i]["finished"]
     assert results[2]["started"] >= min(results[0]["finished"], results[1]["finished"])
+
+
+def test_slurm_tasks_of_a_job_get_the_torch_distributed_environment(monkeypatch):
+    """What on_job_start does in task 3 of a 2-node x 2-GPU SLURM job (env as srun sets it)."""
+    from alpagasus.callbacks import export_submitit_distributed
+
+    slurm = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "4",
+             "SLURM_JOB_NUM_NODES": "2", "SLURM_NODEID": "1", "SLURM_PROCID": "3",
+             "SLURM_LOCALID": "1", "SLURM_JOB_NODELIST": "gpu[07-08]",
+             "CUDA_VISIBLE_DEVICES": "0,1"}
+    exported = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+                "MASTER_PORT", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")
+    for key in exported:  # recorded as absent, so monkeypatch removes what the export sets
+        monkeypatch.setenv(key, "x")
+        monkeypatch.delenv(key)
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    assert export_submitit_distributed()
+    env = os.environ
+    assert (env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"], env["LOCAL_WORLD_SIZE"]) == (
+        "3", "4", "1", "2")
+    assert env["MASTER_ADDR"] == "gpu07" and 20000 <= int(env["MASTER_PORT"]) <= 60000
+    assert env["CUDA_VISIBLE_DEVICES"] == "0,1"  # every task sees the node's GPUs
+    assert not export_submitit_distributed()  # RANK is set now: nothing more to do
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    monkeypatch.delenv("RANK")
+    assert not export_submitit_distributed()  # a one-task job is not distributed
