@@ -5,6 +5,20 @@ own config plus the keys of its inputs. The directory is built under ``.partial-
 (kept across crashes, so a stage may resume from what it left there) and renamed into
 place only when complete, so a visible artifact is always whole. A file lock per key
 makes concurrent sweep jobs wait for each other instead of doing the work twice.
+
+Two lock kinds (``paths.lock``):
+
+* ``fcntl`` (default): an OS lock (``flock``) on ``.<key>.lock``. The kernel frees it when its
+  process dies, so a crash never leaves it held. Safe on a local disk. On a network file
+  system it is only as good as the mount's lock support: NFS without a lock manager
+  (``nolock``), or Lustre mounted with ``localflock``, grants it to every node at once.
+* ``soft``: the lock is the file itself, created with ``O_CREAT | O_EXCL``, which NFSv3+ and
+  other network file systems make atomic across nodes. It records the holder's host and pid.
+  A crash leaves the file behind: a waiter on the same host removes it once that pid is gone;
+  one on another host cannot tell a dead holder from a slow one, so it keeps waiting, logging
+  the holder and the file every minute (delete the file if that job is dead), up to
+  ``paths.lock_timeout_s`` if set. Locks are never broken by age: two jobs building into the
+  same ``.partial-<key>`` would corrupt it.
 """
 
 from __future__ import annotations
@@ -23,7 +37,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import BaseFileLock, FileLock, SoftFileLock, Timeout
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +98,85 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+# How often a waiting job says who holds the lock it waits for.
+LOCK_REPORT_S = 60.0
+LOCK_KINDS: dict[str, type[BaseFileLock]] = {"fcntl": FileLock, "soft": SoftFileLock}
+
+
+class LockTimeout(RuntimeError):
+    exit_code = 1
+
+
+def lock_holder(path: Path) -> str:
+    """What a soft lock file says about its holder ("pid 123 on node7"), best effort: filelock
+    writes "<pid>\\n<host>\\n" into it (an older filelock writes nothing)."""
+    try:
+        lines = path.read_text(errors="replace")[:1024].splitlines()
+    except OSError:
+        return "unknown holder"
+    if len(lines) >= 2 and lines[0].strip().isdigit():
+        return f"pid {lines[0].strip()} on {lines[1].strip()}"
+    return "unknown holder"
+
+
+def check_lock_settings(kind: Any, timeout_s: float | None) -> str:
+    kind = getattr(kind, "value", kind)
+    if kind not in LOCK_KINDS:
+        raise ValueError(f"paths.lock={kind}: must be one of {', '.join(LOCK_KINDS)}")
+    if timeout_s is not None and timeout_s <= 0:
+        raise ValueError(f"paths.lock_timeout_s={timeout_s}: must be > 0 (or null: wait)")
+    return kind
+
+
+class ArtifactLock:
+    """The per-key lock: waits as long as ``timeout_s`` (None: forever), saying who holds it."""
+
+    def __init__(self, path: Path, kind: str = "fcntl", timeout_s: float | None = None,
+                 report_s: float = LOCK_REPORT_S):
+        kind = check_lock_settings(kind, timeout_s)
+        self.path, self.kind, self.timeout_s, self.report_s = path, kind, timeout_s, report_s
+        self._lock = LOCK_KINDS[kind](str(path))
+
+    def acquire(self) -> None:
+        started = time.monotonic()
+        while True:
+            waited = time.monotonic() - started
+            step = self.report_s if self.timeout_s is None else min(
+                self.report_s, max(self.timeout_s - waited, 0.0))
+            try:
+                self._lock.acquire(timeout=step)
+                return
+            except Timeout:
+                waited = time.monotonic() - started
+                holder = lock_holder(self.path) if self.kind == "soft" else "another process"
+                if self.timeout_s is not None and waited >= self.timeout_s:
+                    raise LockTimeout(
+                        f"{self.path}: still held by {holder} after {waited:.0f}s "
+                        f"(paths.lock_timeout_s={self.timeout_s:g}); if that job is dead, "
+                        "delete the file and rerun") from None
+                log.info("waiting %.0fs for %s, held by %s%s", waited, self.path, holder,
+                         " (if that job is dead, delete the file)" if self.kind == "soft"
+                         else "")
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> ArtifactLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class ArtifactStore:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, lock: str = "fcntl", lock_timeout_s: float | None = None):
         self.root = Path(root)
+        self.lock_kind = check_lock_settings(lock, lock_timeout_s)
+        self.lock_timeout_s = lock_timeout_s
+
+    def lock(self, stage: str, key: str) -> ArtifactLock:
+        return ArtifactLock(self.root / stage / f".{key}.lock", self.lock_kind, self.lock_timeout_s)
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / stage / key
@@ -119,7 +209,7 @@ class ArtifactStore:
             log.info("[%s] reusing artifact %s", stage, found.path)
             return found
         (self.root / stage).mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / stage / f".{key}.lock")):
+        with self.lock(stage, key):
             found = self.find(stage, key)  # another process may have built it while we waited
             if found:
                 log.info("[%s] reusing artifact %s (built by another job)", stage, found.path)
@@ -161,7 +251,7 @@ class ArtifactStore:
             log.info("[%s] reusing artifact %s", stage, found.path)
             return found
         workdir = self.root / stage / f".partial-{key}"
-        lock = FileLock(str(self.root / stage / f".{key}.lock"))
+        lock = self.lock(stage, key)
         if is_main:
             (self.root / stage).mkdir(parents=True, exist_ok=True)
             lock.acquire()

@@ -99,6 +99,13 @@ class LoggerMode(Mode):
     disabled = "disabled"
 
 
+class LockMode(str, Enum):  # noqa: UP042
+    """How sweep jobs take the per-artifact lock (alpagasus/artifacts.py)."""
+
+    fcntl = "fcntl"  # an OS lock (flock): freed when its process dies; local disks
+    soft = "soft"  # a lock file created with O_EXCL: safe on NFS and other network file systems
+
+
 def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
     if value is None:
         return
@@ -450,6 +457,11 @@ class JournalMode(str, Enum):  # noqa: UP042
 class PathsConfig:
     root: str = "outputs"
     artifacts: str = "${paths.root}/artifacts"
+    # The artifact lock: fcntl (local disk), or soft when jobs on several nodes share the
+    # artifacts over NFS (hydra/launcher=slurm sets it). lock_timeout_s: give up waiting for
+    # another job's lock after that long (null: wait; the log names the holder every minute).
+    lock: LockMode = LockMode.fcntl
+    lock_timeout_s: float | None = None
     wandb: str = "${paths.root}"
     # Converted embedded models and other per-user downloads.
     cache: str = "${oc.env:ALPAGASUS_CACHE,${oc.env:HOME}/.cache/alpagasus}"

@@ -36,6 +36,7 @@ class AlpagasusError(Exception):
 
     exit_code: int = 1
     hint: str = ""
+    reported: bool = False  # already shown to the user (no traceback needed)
 
     def __init__(self, message: str = "", *, hint: str | None = None):
         super().__init__(message)
@@ -111,9 +112,21 @@ def run_cli(run: Callable[[Any], T], cfg: Any) -> T | None:
             raise
         error = e
     _say(describe(error))
+    if _in_multirun():
+        # A sweep goes on past a failed job (alpagasus/callbacks.py) and its report lists the
+        # job as failed from its result.json; the sweep's exit status says a job failed.
+        error.reported = True
+        raise error
     if Tracker.opened == opened:
         remove_hydra_output(cfg)
     sys.exit(error.exit_code)
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def interrupted_line(cfg: Any) -> str:
@@ -147,6 +160,9 @@ def remove_hydra_output(cfg: Any) -> list[Path]:
     out = Path(hc.runtime.output_dir)
     removed = []
     candidates = [out / f"{hc.job.name}.log"]
+    # A refused job (bad input or config: nothing started) leaves no result.json either;
+    # a job that fails once started keeps it, and the sweep report shows it as failed.
+    candidates.append(out / "result.json")
     if hc.output_subdir:
         candidates += [out / hc.output_subdir / n for n in ("config.yaml", "hydra.yaml",
                                                            "overrides.yaml")]

@@ -17,6 +17,8 @@ from alpagasus.artifacts import ArtifactStore
 from alpagasus.config import register_configs, validate
 from alpagasus.context import RunContext
 from alpagasus.errors import register_resolvers, run_cli
+from alpagasus.sweep import JobRecord
+from alpagasus.sweep import register_resolvers as register_sweep_resolvers
 from alpagasus.tracking import Tracker
 
 log = logging.getLogger("alpagasus")
@@ -25,10 +27,18 @@ CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 register_configs()
 register_resolvers()  # ${alpagasus.run_id:} in conf/config.yaml's run folders
+register_sweep_resolvers()  # ${alpagasus.sweep_group:}: one W&B group per sweep
 
 
 def run(cfg: DictConfig) -> float | None:
-    """Run the target stage (and what it needs); return the winning score if judged."""
+    """Run the target stage (and what it needs); return the winning score if judged.
+
+    In a Hydra job, result.json (alpagasus/sweep.py) records how it went, failures included."""
+    with JobRecord(cfg) as record:
+        return _run(cfg, record)
+
+
+def _run(cfg: DictConfig, record: JobRecord) -> float | None:
     from alpagasus.selection import get_strategy
     from alpagasus.stages import STAGES
 
@@ -40,7 +50,8 @@ def run(cfg: DictConfig) -> float | None:
 
         train.validate(cfg)
     _warn_demo_threshold(cfg)
-    ctx = RunContext(cfg=cfg, store=ArtifactStore(cfg.paths.artifacts), tracker=Tracker.off())
+    store = ArtifactStore(cfg.paths.artifacts, cfg.paths.lock, cfg.paths.lock_timeout_s)
+    ctx = record.ctx = RunContext(cfg=cfg, store=store, tracker=Tracker.off())
     # Then every input the target needs, before any model is loaded or API called.
     for arm in ctx.arms.values():
         get_strategy(arm.method).check_data(arm, len(ctx.items))

@@ -211,7 +211,7 @@ def test_cli_bad_data_one_message_no_traceback_nothing_left(tmp_path):
     assert _files_under(root) == []  # Hydra's run folder too: no artifacts, no W&B, no log
 
 
-def test_cli_bad_data_in_a_sweep_stops_it_and_leaves_nothing(tmp_path):
+def test_cli_bad_data_in_a_sweep_fails_every_job_cleanly(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(b"\x1f\x8b\x08\x00gzip")
     root = tmp_path / "out"
@@ -219,9 +219,13 @@ def test_cli_bad_data_in_a_sweep_stops_it_and_leaves_nothing(tmp_path):
                cwd=tmp_path)
     assert out.returncode == 1
     assert f"alpagasus: error: {bad}: is gzip-compressed, not JSON text" in out.stderr
-    assert out.stderr.count("alpagasus: error:") == 1  # the first job stops the sweep
+    # The sweep goes on (alpagasus/callbacks.py) and its report lists both jobs as failed.
+    assert out.stderr.count("alpagasus: error:") == 2
     assert "Traceback" not in out.stderr
-    assert _files_under(root) == []
+    assert "2 of 2 jobs failed" in out.stdout + out.stderr
+    left = {p.name for p in _files_under(root)}
+    assert "manifest.json" not in left  # no artifact: nothing was spent
+    assert "result.json" in left
 
 
 def test_cli_full_traceback_on_request(tmp_path):

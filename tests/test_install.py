@@ -44,7 +44,7 @@ def test_wheel_install_runs_from_another_directory(tmp_path):
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([str(env_dir / "bin" / "alpagasus"), "--cfg", "job", "model=7b",
-                          "filter=chatgpt", "experiment=demo_threshold_sweep"],
+                          "filter=chatgpt", "experiment=paper_7b"],
                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "meta-llama/Llama-2-7b-hf" in out.stdout
