@@ -19,7 +19,6 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from alpagasus.artifacts import ArtifactLock, ArtifactStore, LockTimeout, lock_holder
-from alpagasus.config import PathsConfig
 from alpagasus.main import CONF_DIR
 
 
@@ -46,9 +45,8 @@ def test_slurm_launchers_compose_with_the_nfs_safe_lock():
     cpu = _hydra_cfg("launcher=slurm_cpu")
     assert cpu.hydra.launcher.gpus_per_node is None and cpu.hydra.launcher.tasks_per_node == 1
     assert cpu.paths.lock == "soft"
-    if "judge_cache_journal" in PathsConfig.__dataclass_fields__:
-        # The judge cache's SQLite journal must not be WAL on NFS either.
-        assert gpu.paths.judge_cache_journal == "delete"
+    # The judge cache's SQLite journal must not be WAL on NFS either.
+    assert gpu.paths.judge_cache_journal == "delete" == cpu.paths.judge_cache_journal
 
 
 def test_slurm_submission_is_the_right_job_array(tmp_path):
