@@ -416,9 +416,9 @@ def sweep_section(results: list[dict[str, Any]], sweep_dir: Path) -> str:
             if ref is not None:
                 row["reference"] = ref
         if any(r.get("reference") for r in result["selections"]):
-            result["reference"] = next(({"path": r["reference"].get("path"),
+            result["reference"] = next({"path": r["reference"].get("path"),
                                          "positives": r["reference"].get("positives")}
-                                        for r in result["selections"] if r.get("reference")))
+                                        for r in result["selections"] if r.get("reference"))
         title = "Selections across the sweep" + (f" (data {data_key})" if len(by_data) > 1
                                                  else "")
         sections.append(to_markdown(result, title) + f"\n{len(selections)} selections of "

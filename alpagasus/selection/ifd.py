@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from alpagasus.selection import (Ranking, SelectionError, Strategy, item_text,
-                                 register_strategy, seeded_order)
+from alpagasus.selection import (
+    Ranking,
+    SelectionError,
+    Strategy,
+    item_text,
+    register_strategy,
+    seeded_order,
+)
 
 # IFD >= 1: the response is no easier to predict with the instruction than without.
 MAX_IFD = 1.0

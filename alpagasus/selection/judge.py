@@ -7,8 +7,7 @@ import json
 import random
 from typing import Any
 
-from alpagasus.selection import (Ranking, SelectionError, Strategy, register_strategy,
-                                 seeded_order)
+from alpagasus.selection import Ranking, SelectionError, Strategy, register_strategy, seeded_order
 
 
 @register_strategy

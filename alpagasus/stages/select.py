@@ -44,7 +44,7 @@ def unique_positions(items: list[Item]) -> tuple[list[int], list[int]]:
     position of its content among those)."""
     first: dict[str, int] = {}
     where = []
-    for i, item in enumerate(items):
+    for item in items:
         where.append(first.setdefault(item_text(item), len(first)))
     firsts = [0] * len(first)
     for i in reversed(range(len(items))):
