@@ -361,15 +361,13 @@ def plot_roc(selections: list[SelectionView], labels: list[bool], path: Path) ->
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     ax.plot([0, 1], [0, 1], color="#999999", linewidth=0.8, linestyle="--")
-    for s in selections:
+    positives = sum(labels)
+    for n, s in enumerate(selections):
+        color = f"C{n % 10}"
         if s.rank is not None and any(v is not None for v in s.rank):
             floor = min(v for v in s.rank if v is not None) - 1.0
             fpr, tpr, _ = roc_curve(labels, [floor if v is None else v for v in s.rank])
-            line, = ax.plot(fpr, tpr, linewidth=1.2, label=f"{s.label} ranking")
-            color = line.get_color()
-        else:
-            color = None
-        positives = sum(labels)
+            ax.plot(fpr, tpr, linewidth=1.2, color=color, label=f"{s.label} ranking")
         tp = sum(1 for y, k in zip(labels, s.kept, strict=True) if y and k)
         fp = sum(s.kept) - tp
         ax.scatter([fp / max(len(labels) - positives, 1)], [tp / max(positives, 1)],
@@ -412,13 +410,9 @@ def sweep_section(results: list[dict[str, Any]], sweep_dir: Path) -> str:
         result = analyze(features, selections)
         # Reference metrics come from the jobs' own stage=analyze outputs, when present.
         for row in result["selections"]:
-            ref = references.get(row["name"])
-            if ref is not None:
-                row["reference"] = ref
-        if any(r.get("reference") for r in result["selections"]):
-            result["reference"] = next({"path": r["reference"].get("path"),
-                                         "positives": r["reference"].get("positives")}
-                                        for r in result["selections"] if r.get("reference"))
+            found = references.get(row["name"])
+            if found is not None:
+                row["reference"], result["reference"] = found
         title = "Selections across the sweep" + (f" (data {data_key})" if len(by_data) > 1
                                                  else "")
         sections.append(to_markdown(result, title) + f"\n{len(selections)} selections of "
@@ -460,9 +454,10 @@ def _walk_artifacts(obj: Any, stage: str) -> list[str]:
 
 
 def _sweep_selections(results: list[dict[str, Any]]):
-    """{name: (SelectionView, Features)}, {name: reference metrics}, {data key: [names]}."""
+    """{name: (SelectionView, Features)}, {name: (reference metrics, the reference)},
+    {data key: [names]}."""
     views: dict[str, tuple[SelectionView, Features]] = {}
-    references: dict[str, dict[str, Any]] = {}
+    references: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     by_data: dict[str, list[str]] = {}
     seen_paths: set[Path] = set()
     for result in results:
@@ -493,9 +488,9 @@ def _sweep_selections(results: list[dict[str, Any]]):
             except (OSError, ValueError):
                 continue
             for row in analysis.get("selections", []):
-                if row.get("reference"):
-                    references.setdefault(row.get("name"), {
-                        **row["reference"], "path": (analysis.get("reference") or {}).get("path")})
+                if row.get("reference") and analysis.get("reference"):
+                    references.setdefault(row.get("name"),
+                                          (row["reference"], analysis["reference"]))
     return views, references, by_data
 
 

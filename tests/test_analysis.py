@@ -126,29 +126,35 @@ def test_plots_are_written(tmp_path):
 
 
 def test_sweep_section_compares_the_jobs_selections(tiny_cfg, tmp_path):
-    """Real select artifacts from two jobs, referenced the way result.json does."""
+    """Real artifacts of two stage=analyze jobs, referenced the way result.json does."""
+    from alpagasus.context import RunContext
+    from alpagasus.data import load_items
     from alpagasus.main import run
-    from alpagasus.stages import select
+    from alpagasus.stages import analyze, select
 
+    demo = load_items(tiny_cfg().data)
+    reference = tmp_path / "released.json"
+    reference.write_text(json.dumps([it.to_dict() for it in demo[::3]]))  # 4 of the 12
     results = []
     for overrides in (["filter=random", "size=5"], ["filter=longest", "size=5"]):
-        cfg = tiny_cfg("stage=select", *overrides)
+        cfg = tiny_cfg("stage=analyze", f"analyze.reference={reference}", *overrides)
         run(cfg)
-        from alpagasus.context import RunContext
-
-        arts = {role: select.run(RunContext(cfg, _store(tmp_path), _off()), arm)
-                for role, arm in RunContext(cfg, _store(tmp_path), _off()).arms.items()}
+        ctx = RunContext(cfg, _store(tmp_path), _off())  # every artifact is reused
+        done = {f"select/{r}": select.run(ctx, arm) for r, arm in ctx.arms.items()}
+        done["analyze"] = analyze.run(ctx)
         results.append({"status": "completed", "job": {"overrides": overrides},
-                        "artifacts": {f"select/{r}": {"stage": "select", "key": a.key,
-                                                      "path": str(a.path)}
-                                      for r, a in arts.items()}})
+                        "artifacts": {name: {"stage": a.stage, "key": a.key, "path": str(a.path)}
+                                      for name, a in done.items()}})
     results.append({"status": "failed", "artifacts": {}})  # a failed job: skipped
     results.append({"status": "missing"})
     md = analysis.sweep_section(results, tmp_path)
     assert "random (5)" in md and "longest (5)" in md and "all (12)" in md
-    assert "### Overlap" in md
+    assert "### Overlap" in md and "AUC (kept)" in md and "released.json" in md
     saved = json.loads((tmp_path / "selections.json").read_text())
     assert len(saved["selections"]) == 3  # all (shared by both jobs) counted once
+    by_method = {s["method"]: s for s in saved["selections"]}
+    assert by_method["all"]["reference"]["recall"] == 1.0
+    assert by_method["longest"]["reference"]["auc_ranking"] is not None
     # Every item is known through the `all` selection: kept-vs-dropped lengths are filled.
     assert all(s["kept_vs_dropped"]["dropped"]["response_chars_mean"] is not None
                for s in saved["selections"] if s["kept"] < 12)

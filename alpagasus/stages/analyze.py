@@ -141,6 +141,12 @@ def _run(ctx: RunContext) -> Artifact:
     for c in sources:
         artifact = select.run(c.ctx, c.arm)
         built.setdefault(artifact.key, (c, artifact))  # filter=all baseline=all: once
+        if c.ctx is not ctx:  # a composed comparison: its artifacts are this job's too
+            for name, done in c.ctx.done.items():
+                role = name.removeprefix("select/")
+                if role in c.ctx.arms and name != role:
+                    name = f"select/{c.ctx.arms[role].name}"
+                ctx.done.setdefault(name, done)
     thresholds = [float(t) for t in cfg.thresholds]
     config = {"reference": reference and reference["fingerprint"], "thresholds": thresholds}
     inputs = {"data": ctx.data_key, "selections": ",".join(sorted(built))}
