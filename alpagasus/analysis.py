@@ -190,9 +190,13 @@ def analyze(features: Features, selections: list[SelectionView],
             row["score_name"] = s.score_name
             row["scored"] = sum(v is not None for v in s.scores)
         out["selections"].append(row)
+    # A selection of every item (the `all` baseline) overlaps each other one trivially; two
+    # selections cut from one rating set (a threshold sweep) agree trivially: both skipped.
     for a, b in combinations(selections, 2):
-        out["overlap"].append({"a": a.name, "b": b.name, **overlap(a.kept, b.kept)})
-        if a.scores is not None and b.scores is not None and a.passes and b.passes:
+        if not all(a.kept) and not all(b.kept):
+            out["overlap"].append({"a": a.name, "b": b.name, **overlap(a.kept, b.kept)})
+        if (a.scores is not None and b.scores is not None and a.passes and b.passes
+                and a.scores != b.scores):
             out["agreement"].append({"a": a.name, "b": b.name, "score_a": a.score_name,
                                      "score_b": b.score_name,
                                      **agreement(a.scores, b.scores, a.passes, b.passes)})

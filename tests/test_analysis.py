@@ -110,6 +110,13 @@ def test_analyze_and_markdown_with_categories():
                  "### Kept at each threshold", "### Categories", "summarization",
                  "AUC (ranking)", "claude.json"):
         assert text in md, text
+    # The `all` baseline overlaps everything trivially; one rating set cut twice agrees
+    # trivially: neither is reported.
+    everything = SelectionView("all", "all (10)", "all", [True] * 10)
+    judge_again = SelectionView(**{**_views()[0].__dict__, "name": "chatgpt_t4"})
+    more = analysis.analyze(features, [*_views(), everything, judge_again])
+    assert all("all" not in (o["a"], o["b"]) for o in more["overlap"])
+    assert ("chatgpt_t4.5", "chatgpt_t4") not in [(g["a"], g["b"]) for g in more["agreement"]]
     with pytest.raises(ValueError, match="kept has 9 entries for 10 items"):
         analysis.analyze(features, [SelectionView("x", "x", "all", [True] * 9)])
 

@@ -1,12 +1,12 @@
 """Stage `select`: an arm's training set, chosen by its registered strategy (alpagasus/selection).
 
-Output: selected.json (Alpaca format, data order), selection.jsonl (index, score, kept; and
-for strategies that rank, rank_value and passes, read by stage=analyze; duplicate_of for an
-exact duplicate of an earlier item), unparsed.jsonl (items whose rating could not be read,
-with the reply). Exact duplicates are collapsed before the strategy chooses (counted as
-``duplicates`` in the manifest). The key holds the
-strategy's own key, the resolved size and its inputs (data, ratings), not the arm's role, so
-two comparisons that need the same training set share it.
+Output: selected.json (Alpaca format, data order), selection.jsonl (per item: index, score,
+kept; for strategies that rank, rank_value and passes, read by stage=analyze; duplicate_of
+for an exact duplicate of an earlier item), unparsed.jsonl (items without a score: a rating
+that could not be read, with the reply). Exact duplicates are collapsed before the strategy
+chooses (``duplicates`` in the manifest). The key holds the strategy's own key, the resolved
+size and its inputs (data, ratings), not the arm's role, so two comparisons that need the
+same training set share it.
 """
 
 from __future__ import annotations
