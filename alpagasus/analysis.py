@@ -508,6 +508,17 @@ def _artifact_dir(path: Path, stage: str) -> Path | None:
     return None
 
 
+def _threshold_label(arm: dict[str, Any]) -> str:
+    """"≥4.5" for a strategy that cuts at a threshold, as Arm.label writes it."""
+    from alpagasus.selection import strategies
+
+    strategy = strategies().get(str(arm.get("method")))
+    threshold = arm.get("threshold")
+    if strategy is None or not strategy.uses_threshold or not isinstance(threshold, int | float):
+        return ""
+    return f"≥{threshold:g}"
+
+
 def _load_selection(path: Path) -> tuple[SelectionView, Features, str] | None:
     """A select artifact as a SelectionView over its distinct items (None if unreadable)."""
     try:
@@ -533,7 +544,7 @@ def _load_selection(path: Path) -> tuple[SelectionView, Features, str] | None:
     scores = [r.get("score") for r in rows]
     has_scores = any(s is not None for s in scores)
     name = arm.get("name") or path.name
-    label = f"{arm.get('filter', name)} ({sum(kept):,})"
+    label = f"{arm.get('filter', name)}{_threshold_label(arm)} ({sum(kept):,})"
     view = SelectionView(
         name=name, label=label, method=arm.get("method") or manifest["config"].get("method", "?"),
         kept=kept, scores=scores if has_scores else None,

@@ -193,3 +193,9 @@ def test_spearman_matches_scipy_on_ties():
     y = [0.3, 0.1, 0.2, 0.9, 0.8, 0.8]
     g = analysis.agreement(x, y, [True] * 6, [False, False, False, True, True, True])
     assert math.isclose(g["spearman"], round(spearmanr(x, y)[0], 4))
+
+
+def test_sweep_labels_say_the_threshold_of_a_judge_selection():
+    assert analysis._threshold_label({"method": "judge", "threshold": 4.5}) == "≥4.5"
+    assert analysis._threshold_label({"method": "random", "threshold": 4.5}) == ""
+    assert analysis._threshold_label({"method": "nope"}) == ""
