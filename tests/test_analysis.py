@@ -199,3 +199,22 @@ def test_sweep_labels_say_the_threshold_of_a_judge_selection():
     assert analysis._threshold_label({"method": "judge", "threshold": 4.5}) == "≥4.5"
     assert analysis._threshold_label({"method": "random", "threshold": 4.5}) == ""
     assert analysis._threshold_label({"method": "nope"}) == ""
+
+
+@pytest.mark.slow
+def test_analyze_a_judge_against_ifd_end_to_end(app_cfg, tiny_lm, tmp_path):
+    """The embedded judge and IFD (tiny LM) on 12 demo items: agreement, kept at thresholds."""
+    from alpagasus.main import run
+
+    run(app_cfg("stage=analyze", "analyze.compare=[local,ifd]", f"ifd.model={tiny_lm}",
+                "ifd.progress=false", "analyze.thresholds=[1,1.5,2]"))
+    path = next((tmp_path / "artifacts" / "analyze").glob("*/analysis.json"))
+    result = json.loads(path.read_text())
+    judge, ifd = result["selections"]
+    assert judge["method"] == "judge" and ifd["method"] == "ifd"
+    assert list(judge["kept_at"]) == ["1", "1.5", "2"] and "kept_at" not in ifd
+    [agreement] = result["agreement"]
+    assert agreement["score_a"] == "local score" and agreement["score_b"] == "ifd score"
+    assert agreement["n"] >= 10 and sum(map(sum, agreement["confusion"])) == agreement["n"]
+    assert (path.parent / "scores.png").is_file()
+    assert "### Score agreement" in (path.parent / "analysis.md").read_text()
