@@ -348,6 +348,7 @@ def plot_scores(selections: list[SelectionView], path: Path) -> bool:
             ax.bar([f"{x:g}" for x in xs], [counts[x] for x in xs], color="#4c72b0")
         elif values:
             ax.hist(values, bins=40, color="#4c72b0")
+            ax.locator_params(axis="x", nbins=5)
         ax.set_title(f"{s.label}: {s.score_name}", fontsize=9)
         ax.set_ylabel("items")
     fig.tight_layout()
