@@ -43,6 +43,8 @@ class Stage(Mode):
     pipeline = "pipeline"
     benchmark = "benchmark"
     human = "human"
+    ifd = "ifd"
+    analyze = "analyze"
 
 
 class JudgeBackend(Mode):
@@ -240,6 +242,40 @@ class BaselineConfig(FilterConfig):
 @dataclass
 class SelectConfig:
     order: SelectOrder = SelectOrder.draw  # how `size` cuts the items that pass
+
+
+@dataclass
+class IFDConfig:
+    """Per-item Instruction-Following Difficulty (stage=ifd; filter=ifd ranks by it)."""
+
+    # The scoring LM: an HF id, a local folder or "embedded:NAME"; filter.model overrides it.
+    model: str = "embedded:smollm2"
+    batch_tokens: int = 4096  # padded tokens per forward pass (length-sorted batches)
+    max_length: int = 1024  # prompt + response tokens; a longer response is cut
+    dtype: str = "auto"  # auto: bf16 (CPU, recent GPUs) | float32 | bfloat16 | float16
+    # Per-item scores of every scorer: shared by runs and sweep jobs, resumes a crash.
+    cache: str = "${paths.root}/cache/ifd.sqlite"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _positive("ifd.batch_tokens", self.batch_tokens)
+        _positive("ifd.max_length", self.max_length)
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ConfigError(f"ifd.dtype={self.dtype}: one of auto, float32, bfloat16, float16")
+
+
+@dataclass
+class AnalyzeConfig:
+    """stage=analyze: compare selections, against each other and a reference label set."""
+
+    # Filter options (the `filter` group) whose selections one job compares, each composed
+    # with this job's other overrides; empty: this job's two arms.
+    compare: list[str] = field(default_factory=list)
+    # A released filtered file: membership of each item is the reference label (ROC AUC,
+    # precision, recall of each selection).
+    reference: str | None = None
+    # Items a judge keeps at each of these thresholds.
+    thresholds: list[float] = field(default_factory=lambda: [3.0, 3.5, 4.0, 4.5, 5.0])
 
 
 @dataclass
@@ -515,6 +551,8 @@ class Config:
     rate: RateConfig = field(default_factory=RateConfig)
     benchmark: BenchmarkConfig | None = None  # `benchmark=open_llm|mt_bench`
     human: HumanConfig = field(default_factory=HumanConfig)
+    ifd: IFDConfig = field(default_factory=IFDConfig)
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     logger: LoggerConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
 

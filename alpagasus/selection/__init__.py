@@ -5,12 +5,17 @@ in ``BUILTIN`` below, or imported by the user before the run) plus one YAML in
 ``conf/filter/`` (and ``conf/baseline/`` to use it as arm B). No stage changes. A strategy
 declares what it needs (a judge's ratings, per-item scores of a model, nothing), what enters
 its artifact key, and chooses indices from those inputs with a pure function.
+
+Exact duplicate items are collapsed before a strategy sees them (stages/select.py): ``choose``
+gets the unique items and their score rows re-indexed to match, and its indices are mapped
+back to the data's by the stage.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from alpagasus.errors import AlpagasusError
@@ -22,11 +27,23 @@ if TYPE_CHECKING:
     from alpagasus.data import Item
 
 # The strategies shipped with alpagasus, imported on first lookup: the one place they are listed.
-BUILTIN = ("judge", "random", "all")
+BUILTIN = ("judge", "random", "all", "ifd", "longest", "released")
 
 
 class SelectionError(AlpagasusError, ValueError):
     """A selection no training could use (nothing kept, a size that cannot be met)."""
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """How a strategy orders the items, for analysis (ROC AUC against a reference, agreement).
+
+    ``values[i]``: what item i is ranked by, higher chosen first (None: never chosen);
+    ``passes[i]``: whether it passes the strategy's own cutoff (a judge's threshold, IFD < 1).
+    """
+
+    values: list[float | None]
+    passes: list[bool]
 
 
 class Strategy:
@@ -68,9 +85,21 @@ class Strategy:
         """Per-item rows {"index", "score", "status", ...} for selection.jsonl, if any."""
         return None
 
-    def choose(self, arm: Arm, items: list[Item], upstream: dict[str, Artifact],
+    def choose(self, arm: Arm, items: list[Item], scores: list[dict[str, Any]] | None,
                size: int | None) -> list[int]:
+        """Indices into ``items`` (unique items), any order; ``scores``: ``self.scores`` rows
+        re-indexed to ``items`` (None when the strategy has none)."""
         raise NotImplementedError
+
+    def ranking(self, arm: Arm, items: list[Item],
+                scores: list[dict[str, Any]] | None) -> Ranking | None:
+        """The order the strategy picks items in (None: it has none, e.g. a random draw)."""
+        return None
+
+    def counts(self, arm: Arm, items: list[Item],
+               scores: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """Extra counts for the selection's manifest (e.g. how many released items matched)."""
+        return {}
 
 
 _REGISTRY: dict[str, type[Strategy]] = {}
@@ -101,6 +130,13 @@ def get_strategy(name: str, key: str = "filter.method") -> Strategy:
         raise ConfigError(f"{key}={name}: not a selection strategy "
                           f"(registered: {', '.join(sorted(registry))})")
     return registry[name]()
+
+
+def item_text(item: Item) -> str:
+    """The identity of an item's content (exact duplicates share it)."""
+    import json
+
+    return json.dumps([item.instruction, item.input, item.output], ensure_ascii=False)
 
 
 def seeded_order(seed: int, texts: list[str]) -> Callable[[int], str]:

@@ -10,5 +10,5 @@ class AllItems(Strategy):
     name = "all"
     takes_size = False
 
-    def choose(self, arm, items, upstream, size):
+    def choose(self, arm, items, scores, size):
         return list(range(len(items)))

@@ -7,7 +7,7 @@ import json
 import random
 from typing import Any
 
-from alpagasus.selection import SelectionError, Strategy, register_strategy, seeded_order
+from alpagasus.selection import Ranking, SelectionError, Strategy, register_strategy, seeded_order
 
 
 @register_strategy
@@ -30,11 +30,16 @@ class JudgeFilter(Strategy):
 
         return rate.read_ratings(upstream["ratings"])
 
-    def choose(self, arm, items, upstream, size):
-        ratings = self.scores(upstream)
+    def choose(self, arm, items, scores, size):
         texts = [json.dumps(it.to_dict(), sort_keys=True) for it in items]
-        return choose_by_score(ratings, arm.threshold, size, arm.unparsed_policy == "include",
+        return choose_by_score(scores, arm.threshold, size, arm.unparsed_policy == "include",
                                arm.order, arm.seed, texts)
+
+    def ranking(self, arm, items, scores):
+        include = arm.unparsed_policy == "include"
+        return Ranking([r["score"] for r in scores],
+                       [(r["score"] is not None and r["score"] >= arm.threshold)
+                        or (include and r["score"] is None) for r in scores])
 
 
 def choose_by_score(ratings: list[dict[str, Any]], threshold: float, size: int | None,

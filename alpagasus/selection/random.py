@@ -17,5 +17,5 @@ class RandomSample(Strategy):
     def key(self, arm):
         return {"seed": arm.seed}
 
-    def choose(self, arm, items, upstream, size):
+    def choose(self, arm, items, scores, size):
         return sorted(random.Random(arm.seed).sample(range(len(items)), size))

@@ -41,6 +41,12 @@ def _per_arm(stage: str, judged_only: bool = False) -> Callable[[RunContext], An
     return target
 
 
+def _ifd(ctx: RunContext) -> list[Any]:
+    """IFD with each ifd arm's model, or with ``ifd.model`` when no arm ranks by IFD."""
+    models = {a.model for a in ctx.arms.values() if a.method == "ifd"} or {None}
+    return [_module("ifd").run(ctx, model) for model in sorted(models, key=str)]
+
+
 STAGES: dict[str, StageSpec] = {s.name: s for s in [
     StageSpec("rate", "the judge(s) rate every item 0-5", _per_arm("rate", judged_only=True)),
     StageSpec("select", "each arm's training set", _per_arm("select")),
@@ -59,4 +65,7 @@ STAGES: dict[str, StageSpec] = {s.name: s for s in [
               lambda ctx: _module("benchmark").run(ctx), trains=True),
     StageSpec("human", "a blind human study of the two arms' answers, vs the LLM judge",
               lambda ctx: _module("human").run(ctx), needs_testsets=True, trains=True),
+    StageSpec("ifd", "per-item Instruction-Following Difficulty with a small LM", _ifd),
+    StageSpec("analyze", "compare selections: overlap, agreement, AUC against a reference",
+              lambda ctx: _module("analyze").run(ctx)),
 ]}

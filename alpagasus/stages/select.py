@@ -1,9 +1,12 @@
 """Stage `select`: an arm's training set, chosen by its registered strategy (alpagasus/selection).
 
-Output: selected.json (Alpaca format, data order), selection.jsonl (index, score, kept),
-unparsed.jsonl (items whose rating could not be read, with the reply). The key holds the
-strategy's own key, the resolved size and its inputs (data, ratings), not the arm's role, so
-two comparisons that need the same training set share it.
+Output: selected.json (Alpaca format, data order), selection.jsonl (per item: index, score,
+kept; for strategies that rank, rank_value and passes, read by stage=analyze; duplicate_of
+for an exact duplicate of an earlier item), unparsed.jsonl (items without a score: a rating
+that could not be read, with the reply). Exact duplicates are collapsed before the strategy
+chooses (``duplicates`` in the manifest). The key holds the strategy's own key, the resolved
+size and its inputs (data, ratings), not the arm's role, so two comparisons that need the
+same training set share it.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from typing import Any
 from alpagasus.arms import Arm
 from alpagasus.artifacts import Artifact
 from alpagasus.context import RunContext
-from alpagasus.selection import SelectionError, get_strategy
+from alpagasus.data import Item
+from alpagasus.selection import SelectionError, get_strategy, item_text
 
 SELECTED = "selected.json"
 
-__all__ = ["SelectionError", "run", "read_selected", "resolve_size"]
+__all__ = ["SelectionError", "run", "read_selected", "read_selection", "resolve_size",
+           "unique_positions"]
 
 
 def run(ctx: RunContext, arm: Arm) -> Artifact:
@@ -34,6 +39,19 @@ def resolve_size(ctx: RunContext, arm: Arm) -> int | None:
     return run(ctx, other).counts["kept"]
 
 
+def unique_positions(items: list[Item]) -> tuple[list[int], list[int]]:
+    """(index of each distinct item's first occurrence, in data order; for every item, the
+    position of its content among those)."""
+    first: dict[str, int] = {}
+    where = []
+    for item in items:
+        where.append(first.setdefault(item_text(item), len(first)))
+    firsts = [0] * len(first)
+    for i in reversed(range(len(items))):
+        firsts[where[i]] = i
+    return firsts, where
+
+
 def _run(ctx: RunContext, arm: Arm) -> Artifact:
     strategy = get_strategy(arm.method)
     size = resolve_size(ctx, arm)
@@ -43,29 +61,48 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
     items = ctx.items
 
     def build(workdir: Path) -> dict[str, Any]:
-        kept = strategy.choose(arm, items, upstream, size)
+        # Exact duplicates are collapsed first: a strategy sees each distinct item once (its
+        # first occurrence), and a duplicate is never trained on twice.
+        firsts, where = unique_positions(items)
+        unique = [items[i] for i in firsts]
+        rows = strategy.scores(upstream)
+        unique_rows = None if rows is None else [{**rows[i], "index": pos}
+                                                 for pos, i in enumerate(firsts)]
+        if isinstance(size, int) and size > len(unique):
+            raise SelectionError(f"arm {arm.role} ({arm.label()}): size={size} but the data "
+                                 f"has {len(unique)} distinct items "
+                                 f"({len(items) - len(unique)} exact duplicates collapsed)")
+        kept = sorted(firsts[p] for p in strategy.choose(arm, unique, unique_rows, size))
         if not kept:
             raise SelectionError(
                 f"arm {arm.role} ({arm.label()}): no item kept of {len(items)}; lower the "
                 "threshold or check the ratings histogram"
             )
         kept_set = set(kept)
+        ranking = strategy.ranking(arm, unique, unique_rows)
         (workdir / SELECTED).write_text(
             json.dumps([items[i].to_dict() for i in kept], indent=1, ensure_ascii=False)
         )
-        rows = strategy.scores(upstream)
         with open(workdir / "selection.jsonl", "w") as f:
             for i in range(len(items)):
-                score = rows[i]["score"] if rows else None
-                f.write(json.dumps({"index": i, "score": score, "kept": i in kept_set}) + "\n")
+                row: dict[str, Any] = {"index": i, "score": rows[i]["score"] if rows else None,
+                                       "kept": i in kept_set}
+                if ranking is not None:
+                    row["rank_value"] = ranking.values[where[i]]
+                    row["passes"] = ranking.passes[where[i]]
+                if firsts[where[i]] != i:
+                    row["duplicate_of"] = firsts[where[i]]
+                f.write(json.dumps(row) + "\n")
         unparsed = [r for r in rows or [] if r["score"] is None]
         with open(workdir / "unparsed.jsonl", "w") as f:
             for r in unparsed:
                 f.write(json.dumps({"index": r["index"], "status": r["status"],
-                                    "reply": r["reply"], **items[r["index"]].to_dict()},
+                                    "reply": r.get("reply"), **items[r["index"]].to_dict()},
                                    ensure_ascii=False) + "\n")
-        return {"items": len(items), "kept": len(kept), "unparsed": len(unparsed),
-                "kept_fraction": round(len(kept) / len(items), 4),
+        return {"items": len(items), "unique": len(unique),
+                "duplicates": len(items) - len(unique), "kept": len(kept),
+                "unparsed": len(unparsed), "kept_fraction": round(len(kept) / len(items), 4),
+                **strategy.counts(arm, unique, unique_rows),
                 # data.empty_policy: items with an empty instruction/output, dropped or kept
                 "empty_items": len(ctx.loaded.empty), "dropped_items": len(ctx.loaded.dropped)}
 
@@ -75,3 +112,9 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
 
 def read_selected(artifact: Artifact) -> list[dict[str, str]]:
     return json.loads((artifact.path / SELECTED).read_text())
+
+
+def read_selection(artifact: Artifact) -> list[dict[str, Any]]:
+    """selection.jsonl: one row per data item."""
+    with open(artifact.path / "selection.jsonl") as f:
+        return [json.loads(line) for line in f]
