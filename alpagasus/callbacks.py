@@ -84,6 +84,10 @@ class SweepCallback(Callback):
             job_return.return_value = None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if sweep.process_rank() != 0:
+            # `torchrun -m alpagasus -m ...`: every rank runs the sweep; rank 0 reports it
+            # (the others write no result.json, so their sweep would look failed).
+            return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         report = sweep.write_report(sweep_dir)
         if self.print_table:

@@ -100,7 +100,7 @@ class JobRecord:
         if output_dir is None and self.job is not None:
             output_dir = self.job["output_dir"]
         # Under a multi-process launch (torchrun, submitit tasks) only rank 0 writes.
-        self.output_dir = Path(output_dir) if output_dir and _rank() == 0 else None
+        self.output_dir = Path(output_dir) if output_dir and process_rank() == 0 else None
 
     def __enter__(self) -> JobRecord:
         return self
@@ -115,7 +115,8 @@ class JobRecord:
         return False
 
 
-def _rank() -> int:
+def process_rank() -> int:
+    """This process's rank under torchrun / accelerate / submitit tasks (0 alone)."""
     try:
         return int(os.environ.get("RANK", "0"))
     except ValueError:

@@ -161,7 +161,7 @@ def test_local_launcher_2x2_sweep_builds_each_artifact_once(tmp_path):
     results = [json.loads((sweep_dir / str(n) / "result.json").read_text()) for n in range(4)]
     assert [r["status"] for r in results] == ["completed"] * 4
     artifacts = Path(tmp_path) / "artifacts"
-    assert len(list((artifacts / "rate").iterdir())) == 1
+    assert len([p for p in (artifacts / "rate").iterdir() if p.name[0] != "."]) == 1
     arms = {r["arms"][role]["select_key"] for r in results for role in ("a", "b")}
     trained = [p for p in (artifacts / "train").iterdir() if not p.name.startswith(".")]
     assert len(trained) == len(arms) == 5  # A@1.0, A@1.5, all, random@|A@1.0|, random@|A@1.5|
