@@ -22,6 +22,7 @@ class StageSpec:
     target: Callable[[RunContext], Any]
     needs_testsets: bool = False  # test prompts are loaded and validated up front
     trains: bool = False  # training config and model preflight are checked up front
+    check: Callable[[RunContext], Any] | None = None  # the stage's own input checks, up front
 
 
 def _module(name: str):
@@ -55,4 +56,7 @@ STAGES: dict[str, StageSpec] = {s.name: s for s in [
               lambda ctx: _module("report").run(ctx), needs_testsets=True, trains=True),
     StageSpec("pipeline", "alias of report: the whole chain",
               lambda ctx: _module("report").run(ctx), needs_testsets=True, trains=True),
+    StageSpec("compare", "judge two answer files (compare.a, compare.b) pairwise and report",
+              lambda ctx: _module("report").run_compare(ctx),
+              check=lambda ctx: _module("judge").check_compare(ctx)),
 ]}
