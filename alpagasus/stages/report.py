@@ -209,10 +209,11 @@ def plot(rows: list[tuple[str, dict[str, Any]]], title: str, path: Path,
         err = [[ws - r["ci_low"]], [r["ci_high"] - ws]] if r.get("ci_low") is not None else None
         ax_ws.errorbar([ws], [i], xerr=err, fmt="o", color="#2c4f7c", capsize=3, markersize=4)
         if r.get("p_value") is not None:
-            ax_ws.annotate(f"p={_p(r['p_value'])}", (ws, i), xytext=(0, 6),
+            p = _p(r["p_value"])
+            ax_ws.annotate(f"p{p}" if p.startswith("<") else f"p={p}", (ws, i), xytext=(0, 6),
                            textcoords="offset points", ha="center", fontsize=7)
     ax_ws.axvline(1.0, color="#888888", linestyle="--", linewidth=0.8)
-    ax_ws.set_xlim(0, 2)
+    ax_ws.set_xlim(-0.05, 2.05)  # the winning score's range, 0 to 2
     ax_ws.set_xlabel(f"winning score, {level:.0%} bootstrap CI")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
