@@ -14,7 +14,13 @@ from alpagasus.config import TestsetsConfig
 from alpagasus.data import DataError, load_testsets
 from alpagasus.judges import JudgeReply
 from alpagasus.main import run
-from alpagasus.stages.judge import answer_from_record, judgment_rows, load_answers, pair_answers
+from alpagasus.stages.judge import (
+    answer_from_record,
+    judgment_rows,
+    load_answers,
+    pair_answers,
+    question,
+)
 from tests.conftest import SHARED_DATA
 from tests.servers import katan
 
@@ -181,8 +187,16 @@ def test_pipeline_on_the_paper_sets_with_an_api_eval_judge(tiny_cfg, tmp_path):
         cfg = tiny_cfg("testsets=paper", f"testsets.dir={TESTSETS}", "testsets.limit=2",
                        *katan_judge(server.url))
         run(cfg)
-        assert server.completed() == 16  # 8 prompts x 2 orders
+        sent = server.completed()
     report = json.loads(next((tmp_path / "artifacts" / "report").glob("*/report.json")).read_text())
+    judgments = [json.loads(x) for x in next(
+        (tmp_path / "artifacts" / "judge").glob("*/judgments.jsonl")).read_text().splitlines()]
+    # 8 prompts x 2 orders, less the identical requests the engine sends once (the tiny
+    # config's two arms may train on the same items and answer alike).
+    distinct = {(question(j), *pair) for j in judgments
+                for pair in ((j["answer_a"], j["answer_b"]), (j["answer_b"], j["answer_a"]))}
+    assert len(judgments) == 8 and sent == len(distinct) >= 8
+    assert all(j["reply_a_first"].startswith("[echo]") for j in judgments)
     assert report["rule"] == "alpagasus"
     assert list(report["table"]) == ["koala", "sinstruct", "vicuna", "wizardlm", "all"]
     assert report["table"]["all"]["unparsed"] == 8

@@ -137,6 +137,34 @@ def test_the_stage_resumes_through_the_artifact_store_on_the_embedded_model(tmp_
     assert again.reused and asked == []
 
 
+@pytest.mark.slow  # loads the embedded model: ~10 s on a quiet 2-core machine
+def test_dropping_finished_rows_decodes_what_transformers_generate_does():
+    """Our decoder (rows leave the batch at EOS or a stop string) against transformers'
+    generate() on the same left-padded batch, fp32, greedy: the same answers."""
+    import torch
+
+    from alpagasus.prompts import alpaca_prompt
+
+    base = resolve_model_path("embedded:smollm2", Path("~/.cache/alpagasus").expanduser())
+    hf = generate.HFGenerator(ModelSource(base, None, base), GeneratorConfig())
+    hf.model.float()
+    texts = [alpaca_prompt(q) for q in ("Name three colors.", "What is 2+2?",
+                                        "Write a story about a cat who learns to fly.")]
+    texts.append(alpaca_prompt("Rewrite the sentence.", "The cat sat on the mat."))
+    tok = hf.tok
+    enc = tok(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = hf.model.generate(**enc, max_new_tokens=24, do_sample=False, temperature=None,
+                                top_p=None, top_k=None, stop_strings=STOPS, tokenizer=tok,
+                                pad_token_id=tok.pad_token_id)
+    expected = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    ours = hf.generate(texts, 24, 0.0, STOPS)
+    # Raw texts, before cut_at_stop: a row ends where generate() stops it (EOS or right
+    # after a stop string), and the rows do not leak into each other.
+    assert ours == expected
+    assert len(set(ours)) == len(ours)
+
+
 # --- generator=vllm ---------------------------------------------------------------------------
 
 

@@ -109,9 +109,14 @@ def load_answers(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+# The reference evaluation (gpt4life/alpagasus evaluation/eval.py) shows the judge a
+# Self-Instruct task as "{instruction} Input: {input}"; versioned, as it changes requests.
+QUESTION_FORMAT = "reference-v1"
+
+
 def question(row: dict[str, Any]) -> str:
     """What the judge is shown: the instruction and, when there is one, the task's input."""
-    return f"{row['prompt']}\n\n{row['input']}" if row.get("input") else row["prompt"]
+    return f"{row['prompt']} Input: {row['input']}" if row.get("input") else row["prompt"]
 
 
 def _same_text(a: str, b: str) -> bool:
@@ -208,7 +213,8 @@ def judge_pairs(ctx: RunContext, pairs: list[tuple[dict, dict]],
     """The judgments artifact for ``pairs`` (judged in both orders by ``eval_judge``)."""
     cfg = ctx.cfg
     config = {"judge": judge_identity(cfg.eval_judge), "prompt": PAIRWISE_PROMPT.name,
-              "prompt_hash": PAIRWISE_PROMPT.hash, "parser_version": PARSER_VERSION}
+              "prompt_hash": PAIRWISE_PROMPT.hash, "parser_version": PARSER_VERSION,
+              "question_format": QUESTION_FORMAT}
 
     def build(workdir: Path) -> dict[str, Any]:
         requests = []
