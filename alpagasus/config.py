@@ -45,6 +45,7 @@ class Stage(Mode):
     human = "human"
     ifd = "ifd"
     analyze = "analyze"
+    compare = "compare"
 
 
 class JudgeBackend(Mode):
@@ -93,6 +94,18 @@ class ExportArm(Mode):
 class ModelSource(Mode):
     adapter = "adapter"  # the base with the arm's LoRA adapter (or the full fine-tune's folder)
     merged = "merged"  # the export stage's merged model
+
+
+class GeneratorBackend(Mode):
+    hf = "hf"  # transformers generate(), length-sorted batches (CPU or GPU)
+    vllm = "vllm"  # vLLM on GPUs (optional extra `alpagasus[vllm]`)
+
+
+class AggregationRule(Mode):
+    """How the two answer orders' verdicts combine into one per prompt."""
+
+    alpagasus = "alpagasus"  # the paper: two wins, or a win and a tie, is a win
+    strict = "strict"  # FastChat: a win only when both orders agree; disagreement is a tie
 
 
 class LoggerMode(Mode):
@@ -469,6 +482,54 @@ class HumanConfig:
 
 
 @dataclass
+class GeneratorConfig:
+    """What produces the answers: the `generator` group (hf | vllm)."""
+
+    name: str = "hf"
+    backend: GeneratorBackend = GeneratorBackend.hf
+    # Prompts per call, answers saved after each (a rerun resumes from them). None: the hf
+    # batch, generate.batch_size; vLLM schedules its own batches inside a call.
+    chunk_size: int | None = None
+    # vLLM only.
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None  # None: the model's own
+    dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        _positive("generator.chunk_size", self.chunk_size)
+        _positive("generator.tensor_parallel_size", self.tensor_parallel_size)
+        _positive("generator.max_model_len", self.max_model_len)
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(f"generator.gpu_memory_utilization={self.gpu_memory_utilization}: "
+                              "must be in (0, 1]")
+
+
+@dataclass
+class ReportConfig:
+    rule: AggregationRule = AggregationRule.alpagasus
+    # Percentile bootstrap CI of every winning score, resampling prompts (alpagasus/stats.py).
+    ci_level: float = 0.95
+    bootstrap_resamples: int = 2000
+    bootstrap_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("report.bootstrap_resamples", self.bootstrap_resamples)
+        if not 0 < self.ci_level < 1:
+            raise ConfigError(f"report.ci_level={self.ci_level}: must be in (0, 1)")
+
+
+@dataclass
+class CompareConfig:
+    """stage=compare: judge two answer files (any two models' answers) pairwise."""
+
+    a: str | None = None  # JSON/JSONL: answers.jsonl rows, or alpaca_eval instruction/output
+    b: str | None = None
+    name_a: str | None = None  # labels in the report; None: the file name
+    name_b: str | None = None
+
+
+@dataclass
 class LoggerConfig:
     name: str = MISSING
     enabled: bool = True
@@ -548,6 +609,9 @@ class Config:
     train: TrainConfig = MISSING
     export: ExportConfig = field(default_factory=ExportConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     rate: RateConfig = field(default_factory=RateConfig)
     benchmark: BenchmarkConfig | None = None  # `benchmark=open_llm|mt_bench`
     human: HumanConfig = field(default_factory=HumanConfig)

@@ -67,6 +67,12 @@ def _run(cfg: DictConfig, record: JobRecord) -> float | None:
         # LoRA targets and context length from the model's config: still no weights loaded,
         # and before rating, so a typo does not cost a rating pass first.
         train.preflight(cfg, ctx.cache_dir)
+    if spec.needs_testsets:  # the stages that generate: can the generator run here?
+        from alpagasus.stages import generate
+
+        generate.preflight(cfg)
+    if spec.check is not None:
+        spec.check(ctx)
     # Only once the inputs are known good: a bad file leaves no W&B run behind either.
     ctx.tracker = Tracker(cfg.logger, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
                           cfg.paths.wandb)

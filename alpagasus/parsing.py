@@ -448,7 +448,9 @@ _PAIR_PROSE = [
     # "[[8, 7]]" anywhere
     _Rx("[[", rf"\[\[{_SP}{_NUMFORM}{_SP}[,;]?{_SP}{_NUMFORM}{_SP}\]\]"),
     # "8 and 7, respectively", "8/10 and 7/10 respectively"
-    _Rx("respectively", rf"{_NUMFORM}{_SP}(?:,|and|,[ \t]*and){_SP}{_NUMFORM}{_SP},?{_SP}"
+    # (not the prompt's own "the scores for Assistant 1 and 2, respectively", echoed back)
+    _Rx("respectively", rf"(?<!assistant[ \t])(?<!assistants[ \t]){_NUMFORM}{_SP}"
+        rf"(?:,|and|,[ \t]*and){_SP}{_NUMFORM}{_SP},?{_SP}"
         rf"\(?respectively", anchored=False),
     # "scores of 8 and 7", "the scores are 8 and 7", "Scores: 8, 7"
     _Rx("scores ratings", rf"\b(?:scores|ratings)\b[ \t]+(?:are[ \t]+|of[ \t]+"

@@ -22,6 +22,8 @@ REQUIRED = {
     ("judge", "openai_compatible"): ["judge.base_url=http://127.0.0.1:1/v1", "judge.model=m"],
     ("filter", "openai_compatible"): ["judge.base_url=http://127.0.0.1:1/v1", "judge.model=m"],
     ("data", "json"): ["data.path=/tmp/items.json"],
+    ("eval_judge", "openai_compatible"): ["eval_judge.base_url=http://127.0.0.1:1/v1",
+                                          "eval_judge.model=m"],
 }
 
 

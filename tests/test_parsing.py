@@ -131,6 +131,14 @@ RATING_TABLE: list[tuple[str, float | str]] = [
 
 # Replies to the pairwise prompt: (Assistant 1, Assistant 2), or U / R.
 PAIR_TABLE: list[tuple[str, tuple[float, float] | str]] = [
+    # A server that echoes the prompt back (llm-katan's echo backend, a misconfigured proxy):
+    # the instruction's "scores for Assistant 1 and 2, respectively" is not a verdict.
+    ("[echo] model=x\nUser: [Question]\nWhy?\n\n[The Start of Assistant 1's Answer]\nA\n"
+     "[The End of Assistant 1's Answer]\n\n[System]\nEach assistant receives an overall score on "
+     "a scale of 1 to 10.\nPlease first output a single line containing only two values "
+     "indicating the scores for Assistant 1 and 2, respectively. The two scores are separated "
+     "by a space.", "unparsed"),
+    ("The scores for Assistants 1 and 2 respectively are below.\nI cannot decide.", "unparsed"),
     # -- the prompt's format: two scores on the first line ----------------------------------
     ("8 9\nBoth Assistant 1 and Assistant 2 provided helpful tips. Assistant 1 offered a "
      "concise list of 9 tips, while Assistant 2 provided a more detailed list of 10 tips.",

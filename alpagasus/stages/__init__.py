@@ -22,6 +22,7 @@ class StageSpec:
     target: Callable[[RunContext], Any]
     needs_testsets: bool = False  # test prompts are loaded and validated up front
     trains: bool = False  # training config and model preflight are checked up front
+    check: Callable[[RunContext], Any] | None = None  # the stage's own input checks, up front
 
 
 def _module(name: str):
@@ -68,4 +69,7 @@ STAGES: dict[str, StageSpec] = {s.name: s for s in [
     StageSpec("ifd", "per-item Instruction-Following Difficulty with a small LM", _ifd),
     StageSpec("analyze", "compare selections: overlap, agreement, AUC against a reference",
               lambda ctx: _module("analyze").run(ctx)),
+    StageSpec("compare", "judge two answer files (compare.a, compare.b) pairwise and report",
+              lambda ctx: _module("report").run_compare(ctx),
+              check=lambda ctx: _module("judge").check_compare(ctx)),
 ]}

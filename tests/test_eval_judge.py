@@ -1,0 +1,206 @@
+"""The evaluation judge: two answer sets checked against each other before any judge call,
+judged in both orders through the API engine against a real OpenAI-protocol server
+(llm-katan), by `stage=compare` on two answer files and by the whole pipeline."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from alpagasus.config import TestsetsConfig
+from alpagasus.data import DataError, load_testsets
+from alpagasus.judges import JudgeReply
+from alpagasus.main import run
+from alpagasus.stages.judge import (
+    answer_from_record,
+    judgment_rows,
+    load_answers,
+    pair_answers,
+    question,
+)
+from tests.conftest import SHARED_DATA
+from tests.servers import katan
+
+TESTSETS = SHARED_DATA / "testsets"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def ours(n: int, testset: str = "vicuna", answer: str = "an answer") -> list[dict]:
+    return [{"testset": testset, "id": str(i), "category": "generic", "prompt": f"question {i}",
+             "input": "", "answer": f"{answer} {i}"} for i in range(n)]
+
+
+def rows(path: Path) -> list[dict]:
+    return load_answers(path)
+
+
+# --- bad input: errors name the file, the line and the field ----------------------------------
+
+
+def test_an_answer_file_record_without_an_answer_names_file_line_and_fields(tmp_path):
+    bad = ours(3)
+    del bad[1]["answer"]
+    path = write_jsonl(tmp_path / "a.jsonl", bad)
+    with pytest.raises(DataError, match=r"a\.jsonl: line 2: no answer field \(one of answer, "):
+        load_answers(path)
+    bad = ours(2)
+    bad[0]["answer"] = 7
+    with pytest.raises(DataError, match=r"line 1: field 'answer' must be a string, got int"):
+        load_answers(write_jsonl(tmp_path / "b.jsonl", bad))
+    with pytest.raises(DataError, match=r"index 0: no prompt field"):
+        answer_from_record({"output": "x"}, "f.json: index 0")
+
+
+def test_answers_missing_for_some_ids_are_listed_both_ways(tmp_path):
+    a = rows(write_jsonl(tmp_path / "a.jsonl", ours(10)))
+    b = rows(write_jsonl(tmp_path / "b.jsonl", ours(8) + ours(2, testset="koala")))
+    with pytest.raises(DataError) as e:
+        pair_answers(a, b, "A (a.jsonl)", "B (b.jsonl)")
+    text = str(e.value)
+    assert "answer set B (b.jsonl) has no answer for 2 of the 10 prompts A (a.jsonl) answers" in text
+    assert "vicuna/8 (" in text and "a.jsonl: line 9)" in text and "vicuna/9" in text
+    assert "answer set A (a.jsonl) has no answer for 2 of the 10 prompts" in text
+    assert "koala/0" in text and "b.jsonl: line 9" in text
+
+
+def test_two_answer_sets_over_different_prompts(tmp_path):
+    other = ours(4)
+    other[2]["prompt"] = "a different question"
+    a = rows(write_jsonl(tmp_path / "a.jsonl", ours(4)))
+    b = rows(write_jsonl(tmp_path / "b.jsonl", other))
+    with pytest.raises(DataError, match=r"vicuna/2 is a different prompt in the two answer sets: "
+                                        r".*a\.jsonl: line 3 asks 'question 2', .*b\.jsonl: "
+                                        r"line 3 asks 'a different question'"):
+        pair_answers(a, b)
+
+
+def test_a_prompt_answered_twice(tmp_path):
+    a = rows(write_jsonl(tmp_path / "a.jsonl", ours(3) + ours(1)))
+    with pytest.raises(DataError, match=r"a\.jsonl: line 4: answer set A answers vicuna id 0 "
+                                        r"twice \(first at .*a\.jsonl: line 1\)"):
+        pair_answers(a, a)
+
+
+def test_alpaca_eval_outputs_pair_with_ours_by_prompt_text(tmp_path):
+    a = ours(5)
+    b = [{"instruction": r["prompt"] + "  ", "output": f"B {r['id']}", "dataset": "vicuna",
+          "generator": "model-b"} for r in reversed(a)]  # another order, stray whitespace
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    pairs = pair_answers(rows(write_jsonl(tmp_path / "a.jsonl", a)), rows(tmp_path / "b.json"))
+    assert [(x["id"], y["answer"]) for x, y in pairs] == [(str(i), f"B {i}") for i in range(5)]
+
+
+def test_judgment_rows_read_both_orders():
+    pairs = [(r, {**r, "answer": "b"}) for r in rows_from(ours(3))]
+    replies = [JudgeReply("8 6\nA is better"), JudgeReply("5 9"),  # A wins both orders
+               JudgeReply("7 7"), JudgeReply("6 8"),  # tie, then A wins (B first)
+               JudgeReply("no scores here"), JudgeReply("", status="too_long")]
+    out = judgment_rows(pairs, replies)
+    assert [(j["verdict_a_first"], j["verdict_b_first"], j["verdict"]) for j in out] == [
+        ("win", "win", "win"), ("tie", "win", "win"), (None, None, "unparsed")]
+    assert (out[2]["parse_a_first"], out[2]["parse_b_first"]) == ("unparsed", "too_long")
+    assert out[0]["scores_b_first"] == (5.0, 9.0) and out[1]["answer_b"] == "b"
+
+
+def rows_from(records: list[dict]) -> list[dict]:
+    return [answer_from_record(r, f"mem: line {n}") for n, r in enumerate(records, start=1)]
+
+
+# --- end to end against llm-katan ---------------------------------------------------------------
+
+
+def katan_judge(url: str) -> list[str]:
+    return ["eval_judge=openai_compatible", f"eval_judge.base_url={url}/v1",
+            "eval_judge.model=katan-echo", "logger.enabled=false", "rate.progress=false"]
+
+
+def paper_prompts(limit: int):
+    if not TESTSETS.is_dir():
+        pytest.skip(f"{TESTSETS} not present")
+    files = {n: str(TESTSETS / f"{n}_test_set.jsonl") for n in ("vicuna", "wizardlm")}
+    return load_testsets(TestsetsConfig(name="paper", files=files, limit=limit))
+
+
+def test_compare_two_answer_files_through_the_engine(tiny_cfg, tmp_path, capsys):
+    """`stage=compare`: our answers.jsonl vs alpaca_eval-style outputs, judged in both
+    orders by a real OpenAI-protocol server; bad files stop before any request."""
+    prompts = paper_prompts(3)
+    a = write_jsonl(tmp_path / "model_a.jsonl", [
+        {"testset": p.testset, "id": p.id, "category": p.category, "prompt": p.prompt,
+         "input": p.input, "answer": f"A says {n}"} for n, p in enumerate(prompts)])
+    b_rows = [{"dataset": p.testset, "instruction": p.prompt, "output": f"B says {n}"}
+              for n, p in enumerate(prompts)]
+    random.Random(0).shuffle(b_rows)
+    b = tmp_path / "model_b.json"
+    b.write_text(json.dumps(b_rows))
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps(b_rows[:-1]))
+
+    with katan(tmp_path) as server:
+        judge = katan_judge(server.url)
+        with pytest.raises(DataError, match="answer set B .* has no answer for 1 of the 6"):
+            run(tiny_cfg("stage=compare", f"compare.a={a}", f"compare.b={short}", *judge))
+        with pytest.raises(DataError, match="compare.b=FILE"):
+            run(tiny_cfg("stage=compare", f"compare.a={a}", *judge))
+        assert server.completed() == 0  # no judge call on bad input
+
+        cfg = tiny_cfg("stage=compare", f"compare.a={a}", f"compare.b={b}",
+                       "compare.name_b=model-b", "report.rule=strict", *judge)
+        run(cfg)
+        assert server.completed() == 12  # 6 prompts x 2 orders
+        report_dir = next((tmp_path / "artifacts" / "report").glob("*/report.json")).parent
+        report = json.loads((report_dir / "report.json").read_text())
+        assert report["title"] == "A = model_a.jsonl vs B = model-b; judge openai_compatible"
+        assert report["rule"] == "strict" and "FastChat" in report["rule_text"]
+        assert set(report["table"]) == {"vicuna", "wizardlm", "all"}
+        assert set(report["categories"]) == {"vicuna", "wizardlm"}
+        # The echo server repeats the request: no scores, so every prompt is unparsed.
+        assert report["table"]["all"]["unparsed"] == 6 and report["table"]["all"]["n"] == 0
+        judgments = [json.loads(x) for x in next(
+            (tmp_path / "artifacts" / "judge").glob("*/judgments.jsonl")).read_text().splitlines()]
+        for j in judgments:
+            assert j["reply_a_first"].startswith("[echo]") and j["reply_b_first"].startswith("[echo]")
+            a_first = j["reply_a_first"].index("Assistant 1's Answer]\nA says")
+            assert a_first > 0 and "Assistant 1's Answer]\nB says" in j["reply_b_first"]
+        out = capsys.readouterr().out
+        assert "rule: strict" in out and "| vicuna / generic |" in out and "95% CI" in out
+
+        # Rerun: every artifact reused, nothing sent.
+        run(cfg)
+        assert server.completed() == 12
+
+
+@pytest.mark.slow
+def test_pipeline_on_the_paper_sets_with_an_api_eval_judge(tiny_cfg, tmp_path):
+    """The whole pipeline on the tiny config, the paper's four test sets (2 prompts each),
+    the pairwise judge served over the OpenAI protocol."""
+    if not TESTSETS.is_dir():
+        pytest.skip(f"{TESTSETS} not present")
+    with katan(tmp_path) as server:
+        cfg = tiny_cfg("testsets=paper", f"testsets.dir={TESTSETS}", "testsets.limit=2",
+                       *katan_judge(server.url))
+        run(cfg)
+        sent = server.completed()
+    report = json.loads(next((tmp_path / "artifacts" / "report").glob("*/report.json")).read_text())
+    judgments = [json.loads(x) for x in next(
+        (tmp_path / "artifacts" / "judge").glob("*/judgments.jsonl")).read_text().splitlines()]
+    # 8 prompts x 2 orders, less the identical requests the engine sends once (the tiny
+    # config's two arms may train on the same items and answer alike).
+    distinct = {(question(j), *pair) for j in judgments
+                for pair in ((j["answer_a"], j["answer_b"]), (j["answer_b"], j["answer_a"]))}
+    assert len(judgments) == 8 and sent == len(distinct) >= 8
+    assert all(j["reply_a_first"].startswith("[echo]") for j in judgments)
+    assert report["rule"] == "alpagasus"
+    assert list(report["table"]) == ["koala", "sinstruct", "vicuna", "wizardlm", "all"]
+    assert report["table"]["all"]["unparsed"] == 8
+    assert set(report["categories"]) == {"vicuna", "wizardlm"}
+    answers = [json.loads(x) for p in (tmp_path / "artifacts" / "generate").glob("*/answers.jsonl")
+               for x in p.read_text().splitlines()]
+    assert len(answers) == 16 and sum(bool(a["input"]) for a in answers) == 4  # sinstruct
