@@ -156,14 +156,11 @@ def table_rows(table: dict[str, dict[str, Any]],
 def format_table(table: dict[str, dict[str, Any]], title: str,
                  categories: dict[str, dict[str, dict[str, Any]]] | None = None,
                  rule: AggregationRule | str | None = None, level: float = 0.95) -> str:
-    head = [title, ""]
-    if rule is not None:
-        head[1:1] = [f"rule: {RULE_TEXT[AggregationRule(rule)]}"]
-        head.append("")
-    lines = head + [
-        f"| test set | win | tie | lose | unparsed | N | winning score | {level:.0%} CI "
-        "| p (A>B) | order agreement |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    head = [title] + ([f"rule: {RULE_TEXT[AggregationRule(rule)]}"] if rule is not None else [])
+    lines = [*head, "",
+             f"| test set | win | tie | lose | unparsed | N | winning score | {level:.0%} CI "
+             "| p (A>B) | order agreement |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in table_rows(table, categories or {}):
         ci = ("n/a" if r.get("ci_low") is None
               else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
@@ -187,7 +184,8 @@ def plot(rows: list[tuple[str, dict[str, Any]]], title: str, path: Path,
     import matplotlib.pyplot as plt
 
     names = [name for name, _ in rows]
-    fig, (ax, ax_ws) = plt.subplots(1, 2, sharey=True, figsize=(11, 0.45 * len(names) + 1.9),
+    height = 0.45 * len(names) + 1.9
+    fig, (ax, ax_ws) = plt.subplots(1, 2, sharey=True, figsize=(11, height),
                                     gridspec_kw={"width_ratios": [3, 2]})
     left = [0.0] * len(names)
     for outcome, color in (("win", "#4c9a5e"), ("tie", "#c9c9c9"), ("lose", "#c8553d")):
@@ -199,8 +197,6 @@ def plot(rows: list[tuple[str, dict[str, Any]]], title: str, path: Path,
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.invert_yaxis()
     ax.set_xlabel("prompts (each judged in both answer orders)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 1.2 / (len(names) + 4)),
-              ncol=3, fontsize=8, frameon=False)
 
     for i, (_, r) in enumerate(rows):
         if r["winning_score"] is None:
@@ -216,7 +212,9 @@ def plot(rows: list[tuple[str, dict[str, Any]]], title: str, path: Path,
     ax_ws.set_xlim(-0.05, 2.05)  # the winning score's range, 0 to 2
     ax_ws.set_xlabel(f"winning score, {level:.0%} bootstrap CI")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.35 / height, 1, 1))  # room for the legend below
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
