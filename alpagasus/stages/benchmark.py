@@ -25,6 +25,7 @@ from alpagasus.artifacts import Artifact
 from alpagasus.context import RunContext
 from alpagasus.evals import ModelRef, get_benchmark
 from alpagasus.stages import export, select, train
+from alpagasus.stages.report import Section, report_section
 
 BENCHMARK_JSON = "benchmark.json"
 BENCHMARK_MD = "benchmark.md"
@@ -107,3 +108,15 @@ def format_comparison(title: str, rows: list[dict[str, Any]]) -> str:
 
 def read_comparison(artifact: Artifact) -> dict[str, Any]:
     return json.loads((artifact.path / BENCHMARK_JSON).read_text())
+
+
+@report_section("benchmark")
+def report_section_benchmark(ctx: RunContext) -> Section | None:
+    """With `benchmark=open_llm|mt_bench`, the pipeline's report carries the comparison."""
+    if ctx.cfg.get("benchmark") is None:
+        return None
+    artifact = run(ctx)
+    data = json.loads((artifact.path / BENCHMARK_JSON).read_text())
+    return Section(title=data["title"], data={"benchmark": data["benchmark"], "rows": data["rows"]},
+                   markdown=(artifact.path / BENCHMARK_MD).read_text(),
+                   inputs={"comparison": artifact.key})

@@ -31,6 +31,7 @@ from alpagasus.data import fingerprint
 from alpagasus.human.server import StudyServer
 from alpagasus.human.study import LabelStore, Study, format_summary, summarize
 from alpagasus.stages import judge, select
+from alpagasus.stages.report import Section, report_section
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +121,15 @@ def serve(study: Study, store: LabelStore, annotator: str, host: str, port: int)
 def read_summary(artifact: Artifact) -> dict[str, Any]:
     """human.json: the summary (format_summary renders it) and every label."""
     return json.loads((artifact.path / HUMAN_JSON).read_text())
+
+
+@report_section("human")
+def report_section_human(ctx: RunContext) -> Section | None:
+    """Once a researcher has labelled prompts, the report adds the human verdicts and their
+    agreement with the LLM judge (the key follows the labels, so new labels rebuild it)."""
+    artifact = stored(ctx)
+    if artifact is None:
+        return None
+    return Section(title="Human study (blind)", data=read_summary(artifact),
+                   markdown=(artifact.path / HUMAN_MD).read_text(),
+                   inputs={"study": artifact.key})

@@ -233,7 +233,7 @@ class Section:
 SectionFn = Callable[[RunContext], "Section | None"]
 SECTIONS: dict[str, SectionFn] = {}
 # Modules that register sections, imported before a report is built (lm-eval, MT-Bench, ...).
-SECTION_MODULES: tuple[str, ...] = ()
+SECTION_MODULES: tuple[str, ...] = ("alpagasus.stages.benchmark", "alpagasus.stages.human")
 
 
 def report_section(name: str) -> Callable[[SectionFn], SectionFn]:
