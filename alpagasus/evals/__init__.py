@@ -18,6 +18,8 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from alpagasus.registry import Registry
+
 if TYPE_CHECKING:
     from alpagasus.arms import Arm
     from alpagasus.artifacts import Artifact
@@ -61,27 +63,10 @@ class Benchmark:
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, type[Benchmark]] = {}
-
-
-def register_benchmark(cls: type[Benchmark]) -> type[Benchmark]:
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"benchmark '{cls.name}' is registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def benchmarks() -> dict[str, type[Benchmark]]:
-    for module in BUILTIN:
-        importlib.import_module(f"alpagasus.evals.{module}")
-    return dict(_REGISTRY)
+REGISTRY: Registry[Benchmark] = Registry("benchmark", __name__, BUILTIN, "benchmark.kind")
+register_benchmark = REGISTRY.register
+benchmarks = REGISTRY.all
 
 
 def get_benchmark(name: str, key: str = "benchmark.kind") -> Benchmark:
-    registry = benchmarks()
-    if name not in registry:
-        from alpagasus.config import ConfigError
-
-        raise ConfigError(f"{key}={name}: not a benchmark (registered: "
-                          f"{', '.join(sorted(registry))})")
-    return registry[name]()
+    return REGISTRY.get(name, key)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from alpagasus.errors import AlpagasusError
+from alpagasus.registry import Registry
 
 if TYPE_CHECKING:
     from alpagasus.arms import Arm
@@ -102,34 +103,13 @@ class Strategy:
         return {}
 
 
-_REGISTRY: dict[str, type[Strategy]] = {}
-
-
-def register_strategy(cls: type[Strategy]) -> type[Strategy]:
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"selection strategy '{cls.name}' is registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _load_builtin() -> None:
-    for module in BUILTIN:
-        importlib.import_module(f"alpagasus.selection.{module}")
-
-
-def strategies() -> dict[str, type[Strategy]]:
-    _load_builtin()
-    return dict(_REGISTRY)
+REGISTRY: Registry[Strategy] = Registry("selection strategy", __name__, BUILTIN, "filter.method")
+register_strategy = REGISTRY.register
+strategies = REGISTRY.all
 
 
 def get_strategy(name: str, key: str = "filter.method") -> Strategy:
-    registry = strategies()
-    if name not in registry:
-        from alpagasus.config import ConfigError
-
-        raise ConfigError(f"{key}={name}: not a selection strategy "
-                          f"(registered: {', '.join(sorted(registry))})")
-    return registry[name]()
+    return REGISTRY.get(name, key)
 
 
 def item_text(item: Item) -> str:
