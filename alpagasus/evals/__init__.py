@@ -14,7 +14,6 @@ A benchmark is a class registered with ``@register_benchmark``; adding one is on
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
