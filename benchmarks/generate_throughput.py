@@ -106,8 +106,8 @@ def main() -> None:
               reference)]
     for b in (int(x) for x in args.batch_sizes.split(",")):
         by_length = length_sorted_batches(prompts, everything, b)
+        modes.append(("generate(), length-sorted batches", b, by_length, reference))
         if not args.skip_unsorted:
-            modes.append(("generate(), length-sorted batches", b, by_length, reference))
             modes.append(("ours, batches in test-set order", b,
                           [everything[s : s + b] for s in range(0, len(everything), b)], ours))
         modes.append(("ours: length-sorted, finished rows dropped", b, by_length, ours))

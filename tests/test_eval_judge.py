@@ -113,6 +113,32 @@ def rows_from(records: list[dict]) -> list[dict]:
     return [answer_from_record(r, f"mem: line {n}") for n, r in enumerate(records, start=1)]
 
 
+def test_failed_judge_requests_stop_the_stage_and_seal_nothing(tiny_cfg, tmp_path, monkeypatch):
+    """A reply the judge never got is not an "unparsed" verdict: the stage stops (exit 2 from
+    the CLI, like any JudgeStop) and the rerun asks again for what is missing."""
+    from alpagasus.artifacts import ArtifactStore
+    from alpagasus.context import RunContext
+    from alpagasus.stages import judge as judge_stage
+    from alpagasus.tracking import Tracker
+
+    class Flaky:
+        def complete(self, requests, score_format, desc=""):
+            return [JudgeReply("8 6") if n % 3 else JudgeReply("", status="error", error="http 500")
+                    for n in range(len(requests))]
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(judge_stage, "make_judge", lambda *a, **k: Flaky())
+    ctx = RunContext(cfg=tiny_cfg(), store=ArtifactStore(tmp_path / "artifacts"),
+                     tracker=Tracker.off())
+    pairs = [(a, {**a, "answer": "other"}) for a in rows_from(ours(3))]
+    with pytest.raises(judge_stage.JudgeFailed, match="2 of 6 pairwise judge requests failed "
+                                                      r"\(first: http 500\)"):
+        judge_stage.judge_pairs(ctx, pairs, {"answers_a": "a", "answers_b": "b"})
+    assert not list((tmp_path / "artifacts" / "judge").glob("*/manifest.json"))
+
+
 # --- end to end against llm-katan ---------------------------------------------------------------
 
 

@@ -100,7 +100,6 @@ def test_an_interrupted_run_resumes_with_only_the_unanswered_prompts(tmp_path):
     assert counts["generated"] == 0 and counts["resumed"] == 10
 
 
-@pytest.mark.slow  # two loads of the embedded model: ~20 s on a quiet 2-core machine
 def test_the_stage_resumes_through_the_artifact_store_on_the_embedded_model(tmp_path,
                                                                             monkeypatch):
     """The real hf generator: interrupted after its first batch, the artifact is not
@@ -137,7 +136,6 @@ def test_the_stage_resumes_through_the_artifact_store_on_the_embedded_model(tmp_
     assert again.reused and asked == []
 
 
-@pytest.mark.slow  # loads the embedded model: ~10 s on a quiet 2-core machine
 def test_dropping_finished_rows_decodes_what_transformers_generate_does():
     """Our decoder (rows leave the batch at EOS or a stop string) against transformers'
     generate() on the same left-padded batch, fp32, greedy: the same answers."""

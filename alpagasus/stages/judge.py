@@ -30,7 +30,7 @@ from alpagasus.config import AggregationRule
 from alpagasus.context import RunContext
 from alpagasus.data import DataError, fingerprint, read_records
 from alpagasus.judges import JudgeReply, judge_identity, make_judge
-from alpagasus.judges.engine import EngineOptions
+from alpagasus.judges.engine import EngineOptions, JudgeStop
 from alpagasus.parsing import PARSER_VERSION, parse_pair
 from alpagasus.prompts import PAIRWISE_PROMPT
 from alpagasus.stats import SIGN
@@ -178,7 +178,7 @@ def answers_key(rows: list[dict[str, Any]]) -> str:
 # --- judging -----------------------------------------------------------------------------------
 
 
-class JudgeFailed(RuntimeError):
+class JudgeFailed(JudgeStop):
     """Some judge requests got no reply even after retries; the cache keeps the others."""
 
 
