@@ -243,7 +243,7 @@ def test_paper_presets_need_no_lora_none(compose_cfg):
     assert not cfg.lora.enabled and cfg.quant.mode == "none"
     cfg = compose_cfg("model=13b", "train=qlora_paper_13b")
     assert cfg.lora.name == "paper" and cfg.quant.mode == "nf4"
-    cfg = compose_cfg("experiment=qlora_7b_chatgpt")
+    cfg = compose_cfg("experiment=qlora_7b")
     assert cfg.train.name == "qlora_paper" and cfg.quant.mode == "nf4" and cfg.lora.enabled
 
 

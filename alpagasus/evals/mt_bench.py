@@ -285,12 +285,12 @@ def conversation_prompt(turns: Sequence[str], answers: Sequence[str]) -> str:
 def generate_answers(model: ModelRef, questions: list[Question], gen: Any,
                      max_new_tokens: int, desc: str) -> list[list[str]]:
     """Both turns of every question: all first turns, then all second turns."""
-    from alpagasus.models import load_for_inference, load_tokenizer
-    from alpagasus.stages.generate import _generate, cut_at_stop
+    from alpagasus.stages.generate import HFGenerator, cut_at_stop
+    from alpagasus.stages.generate import ModelSource as Source
 
-    tok = load_tokenizer(model.path)  # the base's, as `generate` loads it
-    tok.padding_side = "left"
-    lm = load_for_inference(model.path, model.adapter)
+    # The `generate` stage's decoder (rows leave the batch as they end); the base's tokenizer.
+    generator = HFGenerator(Source(base=model.path, adapter=model.adapter,
+                                   tokenizer=model.path), None)
     stops = list(gen.stop)
     answers: list[list[str]] = [[] for _ in questions]
     with tqdm(total=len(questions) * TURNS, desc=desc, unit="turn") as bar:
@@ -300,8 +300,8 @@ def generate_answers(model: ModelRef, questions: list[Question], gen: Any,
             order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
             for start in range(0, len(order), gen.batch_size):
                 batch = order[start : start + gen.batch_size]
-                outs = _generate(lm, tok, [prompts[i] for i in batch], max_new_tokens,
-                                 gen.temperature, stops)
+                outs = generator.generate([prompts[i] for i in batch], max_new_tokens,
+                                          gen.temperature, stops)
                 for i, out in zip(batch, outs, strict=True):
                     answers[i].append(cut_at_stop(out, stops))
                 bar.update(len(batch))
