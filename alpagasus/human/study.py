@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alpagasus.sqlite_files import open_lock, set_journal_mode
+
 CHOICES = ("left", "right", "tie")
 VERDICTS = ("win", "tie", "lose")  # arm A's result, as the LLM judge's verdicts
 
@@ -92,8 +94,9 @@ class LabelStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        with open_lock(self.path):  # annotator servers may create it at the same instant
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            set_journal_mode(self._db, "wal")
         self._db.execute("""
             CREATE TABLE IF NOT EXISTS labels (
                 study TEXT NOT NULL, item TEXT NOT NULL, annotator TEXT NOT NULL,

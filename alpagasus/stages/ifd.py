@@ -36,6 +36,7 @@ from typing import Any
 from alpagasus.artifacts import Artifact, canonical_json
 from alpagasus.context import RunContext
 from alpagasus.data import Item
+from alpagasus.sqlite_files import open_lock, set_journal_mode
 
 log = logging.getLogger(__name__)
 
@@ -298,10 +299,11 @@ class ScoreCache:
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), timeout=120)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS scores (scorer TEXT, item TEXT, row TEXT, "
-                        "PRIMARY KEY (scorer, item))")
+        with open_lock(path):  # sweep jobs create it at the same instant
+            self.db = sqlite3.connect(str(path), timeout=120)
+            set_journal_mode(self.db, "wal")
+            self.db.execute("CREATE TABLE IF NOT EXISTS scores (scorer TEXT, item TEXT, "
+                            "row TEXT, PRIMARY KEY (scorer, item))")
 
     @staticmethod
     def _hash(text: str) -> str:
