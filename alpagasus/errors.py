@@ -204,6 +204,23 @@ def _rmdir_if_empty(d: Path) -> bool:
 _RUN_ID = f"{os.getpid():x}{secrets.token_hex(2)}"
 
 
+def output_root(root: str) -> str:
+    """``paths.root`` as Hydra's run folder needs it: an existing file there is refused in
+    one line (exit 1) before Hydra tries to make folders inside it and prints a traceback.
+    SystemExit, because Hydra and OmegaConf wrap any Exception raised by a resolver."""
+    path = Path(str(root)).expanduser()
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                _say(f"error: paths.root={root}: the output root is a file ({p}), not a "
+                     "folder. Point paths.root at a folder (it is created if missing).")
+                sys.exit(1)
+            break
+    return str(root)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("alpagasus.run_id"):
         OmegaConf.register_new_resolver("alpagasus.run_id", lambda: _RUN_ID)
+    if not OmegaConf.has_resolver("alpagasus.output_root"):
+        OmegaConf.register_new_resolver("alpagasus.output_root", output_root)

@@ -321,3 +321,18 @@ def test_refused_job_in_process_writes_nothing(tiny_cfg, tmp_path, capsys):
     assert e.value.code == 1 and Tracker.opened == before
     assert str(bad) in capsys.readouterr().err
     assert _files_under(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_an_output_root_that_is_a_file_is_one_line(tmp_path, multirun):
+    afile = tmp_path / "outputs"
+    afile.write_text("not a folder\n")
+    args = ["-m"] if multirun else []
+    for root in (afile, afile / "sub"):
+        proc = _cli(*args, f"paths.root={root}", "stage=select", cwd=tmp_path)
+        assert proc.returncode == 1, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert lines == [f"error: paths.root={root}: the output root is a file ({afile}), "
+                         "not a folder. Point paths.root at a folder (it is created if "
+                         "missing)."], proc.stderr
+        assert afile.read_text() == "not a folder\n"
