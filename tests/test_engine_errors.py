@@ -161,3 +161,35 @@ def test_which_variable_a_judge_reads_its_key_from_is_logged(monkeypatch, caplog
     assert "OPENAI_API_KEY is set but this judge does not read it" in message
     assert "sk-real-key-1234" not in caplog.text
     assert os.environ["OPENAI_API_KEY"] == "sk-real-key-1234"
+
+
+@pytest.mark.parametrize("failure,names", [
+    ("timeout", ["judge.request_timeout_s=5.0s", "reachable", "curl http://judge.test/v1/models"]),
+    ("refused", ["nothing answers at http://judge.test/v1", "judge.base_url"]),
+    (429, ["rate limited", "judge.requests_per_minute"]),
+    (503, ["failed on every attempt (http 503)", "judge.max_retries"]),
+])
+def test_each_reason_to_give_up_has_its_own_hint(tmp_path, monkeypatch, failure, names):
+    from alpagasus.errors import describe
+
+    async def no_sleep(s: float) -> None:
+        return None
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if failure == "timeout":
+            raise httpx2.ReadTimeout("timed out", request=request)
+        if failure == "refused":
+            raise httpx2.ConnectError("connection refused", request=request)
+        return httpx2.Response(failure, json={"error": {"message": "busy"}})
+
+    monkeypatch.setattr(engine_mod, "_sleep", no_sleep)
+    judge = ApiJudge(_cfg("http://judge.test/v1", max_retries=1, request_timeout_s=5.0),
+                     tmp_path / "c.sqlite", EngineOptions(progress=False),
+                     http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+    with pytest.raises(JudgeRequestError, match="giving up after 2 attempts") as err:
+        judge.complete(ONE, "rating")
+    text = describe(err.value)
+    fix = [line for line in text.splitlines() if line.strip().startswith("fix:")]
+    assert len(fix) == 1 and "cached" in fix[0], text
+    for name in names:
+        assert name in fix[0], text

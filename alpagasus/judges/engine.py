@@ -254,6 +254,25 @@ class _Retryable(Exception):
         self.kind, self.wait, self.message = kind, wait, message
 
 
+def give_up_hint(kind: str, cfg: Any, url: str) -> str:
+    """What to do when every attempt of a request failed the same way: one hint per reason."""
+    cached = "every reply received so far is cached: rerun to resume"
+    if kind == "timeout":
+        return (f"no reply within judge.request_timeout_s={cfg.request_timeout_s}s: is the "
+                f"server at {url} up and reachable from this machine (curl {url}/models)? A "
+                "slow or busy model needs a larger judge.request_timeout_s or a lower "
+                f"judge.concurrency; {cached}")
+    if kind == "connection error":
+        return (f"nothing answers at {url}: start the server, or fix judge.base_url (host, "
+                f"port, http/https); {cached}")
+    if kind == "http 429":
+        return ("rate limited on every attempt: lower judge.concurrency or set "
+                "judge.requests_per_minute / judge.tokens_per_minute to your quota, or raise "
+                f"judge.max_retries; {cached}")
+    return (f"the server at {url} failed on every attempt ({kind}): check its log or status "
+            f"page, or raise judge.max_retries; {cached}")
+
+
 # --- providers: one request each, errors classified ------------------------------------------
 
 # Where a judge's key might be by mistake: named in the log when the judge's own is unset.
@@ -696,8 +715,10 @@ class ApiJudge:
                     first = kind not in usage.errors
                     usage.errors[kind] = usage.errors.get(kind, 0) + 1
                     if attempt == cfg.max_retries:
-                        raise JudgeRequestError(f"{cfg.name}: giving up after {attempt + 1} "
-                                                f"attempts ({kind}: {message})") from e
+                        raise JudgeRequestError(
+                            f"{cfg.name}: giving up after {attempt + 1} attempts "
+                            f"({kind}: {message})",
+                            hint=give_up_hint(kind, cfg, str(provider.client.base_url).rstrip("/"))) from e
                     if first:  # at once, not after a minute of silent retries
                         log.warning("[%s] %s: %s; retrying (up to %d attempts per request, "
                                     "backoff up to %ss)", desc, kind, message,
