@@ -209,13 +209,11 @@ def output_root(root: str) -> str:
     one line (exit 1) before Hydra tries to make folders inside it and prints a traceback.
     SystemExit, because Hydra and OmegaConf wrap any Exception raised by a resolver."""
     path = Path(str(root)).expanduser()
-    for p in (path, *path.parents):
-        if p.exists():
-            if not p.is_dir():
-                _say(f"error: paths.root={root}: the output root is a file ({p}), not a "
-                     "folder. Point paths.root at a folder (it is created if missing).")
-                sys.exit(1)
-            break
+    existing = next(p for p in (path, *path.parents) if p.exists())  # "/" always exists
+    if not existing.is_dir():
+        _say(f"error: paths.root={root}: the output root is a file ({existing}), not a "
+             "folder. Point paths.root at a folder (it is created if missing).")
+        sys.exit(1)
     return str(root)
 
 

@@ -22,6 +22,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -36,10 +37,23 @@ def open_lock(path: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the flock
 
 
-def set_journal_mode(db: sqlite3.Connection, journal: str) -> str:
-    """Put ``db`` in ``journal`` mode; return the mode it is in (differs on a clash).
+def connect(path: Path, journal: str, timeout_s: float,
+            **kwargs: Any) -> tuple[sqlite3.Connection, str]:
+    """Connect to ``path`` and put it in ``journal`` mode with the open lock held; return the
+    connection and the mode the file is in (not ``journal`` on a real clash: the caller
+    reports it). The schema is the caller's, after: ``CREATE ... IF NOT EXISTS`` waits on
+    busy_timeout like any write, only the journal-mode switch does not."""
+    with open_lock(path):
+        db = sqlite3.connect(str(path), timeout=timeout_s, **kwargs)
+        try:
+            return db, _set_journal_mode(db, journal)
+        except BaseException:
+            db.close()
+            raise
 
-    Call with :func:`open_lock` held. A file already in the wanted mode is not switched
+
+def _set_journal_mode(db: sqlite3.Connection, journal: str) -> str:
+    """Put ``db`` in ``journal`` mode; return the mode it is in. A file already in the wanted mode is not switched
     (no exclusive lock needed), so opens of a busy WAL file by new jobs never wait on its
     writers."""
     journal = journal.lower()

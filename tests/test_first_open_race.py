@@ -27,11 +27,11 @@ def _open_reply_cache(path: Path) -> None:
 
 
 def _open_label_store(path: Path) -> None:
-    LabelStore(path)._db.close()
+    LabelStore(path).close()
 
 
 def _open_score_cache(path: Path) -> None:
-    ScoreCache(path).db.close()
+    ScoreCache(path).close()
 
 
 OPENERS = {"reply_cache": _open_reply_cache, "label_store": _open_label_store,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alpagasus.sqlite_files import open_lock, set_journal_mode
+from alpagasus.sqlite_files import connect
 
 CHOICES = ("left", "right", "tie")
 VERDICTS = ("win", "tie", "lose")  # arm A's result, as the LLM judge's verdicts
@@ -94,9 +93,8 @@ class LabelStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        with open_lock(self.path):  # annotator servers may create it at the same instant
-            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-            set_journal_mode(self._db, "wal")
+        # Annotator servers may create it at the same instant: the open is serialized.
+        self._db, _ = connect(self.path, "wal", 30, check_same_thread=False)
         self._db.execute("""
             CREATE TABLE IF NOT EXISTS labels (
                 study TEXT NOT NULL, item TEXT NOT NULL, annotator TEXT NOT NULL,

@@ -38,7 +38,7 @@ from typing import Any
 
 from alpagasus.artifacts import canonical_json
 from alpagasus.errors import AlpagasusError
-from alpagasus.sqlite_files import open_lock, set_journal_mode
+from alpagasus.sqlite_files import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
@@ -169,31 +169,30 @@ class ReplyCache:
         self.journal = journal
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Jobs of a sweep open a new cache at the same instant: the open is serialized
-        # (see alpagasus.sqlite_files), so only a real clash of journal modes fails here.
-        with open_lock(self.path):
-            # isolation_level=None: autocommit, so every put is its own committed transaction.
-            try:
-                self.db = sqlite3.connect(str(self.path), timeout=busy_timeout_s,
-                                          isolation_level=None)
-            except sqlite3.DatabaseError as e:
-                raise self._error(e) from e
-            try:
-                self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-                mode = set_journal_mode(self.db, journal)
-                if mode != journal:
-                    raise JudgeCacheError(
-                        f"{self.path}: cannot put the judge cache in journal mode '{journal}': "
-                        f"it is {mode}. Another job probably has it open in the other mode; "
-                        "every job sharing a cache must use the same paths.judge_cache_journal.")
-                # WAL + NORMAL: a committed row survives a killed process (not a power cut),
-                # no fsync per reply. The rollback journal needs FULL for the same guarantee.
-                self.db.execute("PRAGMA synchronous="
-                                + ("NORMAL" if journal == "wal" else "FULL"))
-                self.db.executescript(_SCHEMA)
-                self._migrate()
-            except sqlite3.DatabaseError as e:
-                self.db.close()
-                raise self._error(e) from e
+        # (alpagasus.sqlite_files), so only a real clash of journal modes fails here.
+        # isolation_level=None: autocommit, so every put is its own committed transaction.
+        try:
+            self.db, mode = connect(self.path, journal, busy_timeout_s, isolation_level=None)
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from e
+        try:
+            if mode != journal:
+                raise JudgeCacheError(
+                    f"{self.path}: cannot put the judge cache in journal mode '{journal}': it "
+                    f"is {mode}. Another job probably has it open in the other mode; every "
+                    "job sharing a cache must use the same paths.judge_cache_journal.")
+            self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            # WAL + NORMAL: a committed row survives a killed process (not a power cut), no
+            # fsync per reply. The rollback journal needs FULL for the same guarantee.
+            self.db.execute("PRAGMA synchronous=" + ("NORMAL" if journal == "wal" else "FULL"))
+            self.db.executescript(_SCHEMA)
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            raise self._error(e) from e
+        except JudgeCacheError:
+            self.db.close()
+            raise
         self._dead: set[str] = set()  # owners seen dead (a dead pid stays dead)
 
     def _error(self, e: sqlite3.DatabaseError) -> Exception:

@@ -82,12 +82,15 @@ class MissingReplies(JudgeStop):
     hint = "run without rate.reparse=true first, so every item gets a reply"
 
 
+REPLIES_CACHED = "every reply received so far is cached"
+
+
 class JudgeRequestError(AlpagasusError, RuntimeError):
     """A non-retryable API error (bad request, auth, unknown model): the provider's message."""
 
     exit_code = 2
     hint = ("check the key in the variable judge.api_key_env names, judge.model and "
-            "judge.base_url; every reply received so far is cached")
+            f"judge.base_url; {REPLIES_CACHED}")
 
 
 @dataclass
@@ -254,9 +257,9 @@ class _Retryable(Exception):
         self.kind, self.wait, self.message = kind, wait, message
 
 
-def give_up_hint(kind: str, cfg: Any, url: str) -> str:
+def give_up_hint(kind: str, cfg: JudgeConfig, url: str) -> str:
     """What to do when every attempt of a request failed the same way: one hint per reason."""
-    cached = "every reply received so far is cached: rerun to resume"
+    cached = f"{REPLIES_CACHED}: rerun to resume"
     if kind == "timeout":
         return (f"no reply within judge.request_timeout_s={cfg.request_timeout_s}s: is the "
                 f"server at {url} up and reachable from this machine (curl {url}/models)? A "

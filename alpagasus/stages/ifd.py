@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import math
-import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from typing import Any
 from alpagasus.artifacts import Artifact, canonical_json
 from alpagasus.context import RunContext
 from alpagasus.data import Item
-from alpagasus.sqlite_files import open_lock, set_journal_mode
+from alpagasus.sqlite_files import connect
 
 log = logging.getLogger(__name__)
 
@@ -299,11 +298,9 @@ class ScoreCache:
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open_lock(path):  # sweep jobs create it at the same instant
-            self.db = sqlite3.connect(str(path), timeout=120)
-            set_journal_mode(self.db, "wal")
-            self.db.execute("CREATE TABLE IF NOT EXISTS scores (scorer TEXT, item TEXT, "
-                            "row TEXT, PRIMARY KEY (scorer, item))")
+        self.db, _ = connect(path, "wal", 120)  # sweep jobs create it at the same instant
+        self.db.execute("CREATE TABLE IF NOT EXISTS scores (scorer TEXT, item TEXT, row TEXT, "
+                        "PRIMARY KEY (scorer, item))")
 
     @staticmethod
     def _hash(text: str) -> str:
