@@ -95,8 +95,8 @@ def doc_commands(path: Path) -> list[DocCommand]:
             continue
         args = _alpagasus_args(shlex.split(line, comments=True))
         if args is not None:
-            commands.append(DocCommand(f"{path.relative_to(REPO)}:{start + 1}", tuple(args),
-                                       mode, reason))
+            name = path.relative_to(REPO) if path.is_relative_to(REPO) else path.name
+            commands.append(DocCommand(f"{name}:{start + 1}", tuple(args), mode, reason))
     return commands
 
 
@@ -183,6 +183,27 @@ def test_doc_command(command: DocCommand):
     if command.mode == "check":
         for job in jobs:
             _checked(job)
+
+
+def test_commands_and_markers_are_read(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("\n".join([
+        "```bash", "alpagasus stage=rate \\", "    filter=chatgpt   # rate", "make run", "```",
+        "<!-- docs-test: compose-only (needs a GPU) -->", "```bash",
+        "OMP_NUM_THREADS=1 python -m alpagasus -m threshold=1,2",
+        "accelerate launch --config_file conf/accelerate/ddp.yaml -m alpagasus stage=train",
+        "```", "```", "alpagasus not-bash", "```",
+        "<!-- docs-test: pending (lands later) -->", "```bash", "alpagasus stage=plan", "```"]))
+    commands = doc_commands(page)
+    assert [(c.args, c.mode, c.reason) for c in commands] == [
+        (("stage=rate", "filter=chatgpt"), "check", ""),
+        (("-m", "threshold=1,2"), "compose-only", "(needs a GPU)"),
+        (("stage=train",), "compose-only", "(needs a GPU)"),
+        (("stage=plan",), "pending", "(lands later)")]
+    assert commands[0].where == "page.md:2"
+    page.write_text("<!-- docs-test: sometimes -->\n```bash\nalpagasus\n```\n")
+    with pytest.raises(AssertionError, match="unknown docs-test marker"):
+        doc_commands(page)
 
 
 def test_markers_say_why():
