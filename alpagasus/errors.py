@@ -83,16 +83,16 @@ def config_error(exc: MissingMandatoryValue | InterpolationResolutionError) -> C
                        hint="set the environment variable or the key it refers to")
 
 
-def run_cli(run: Callable[[Any], T], cfg: Any) -> T | None:
+def run_cli(run: Callable[[Any], T], cfg: Any, *,
+            started: Callable[[], bool] | None = None) -> T | None:
     """Run one job the way the command line does: errors as a few lines and an exit code.
 
-    A job refused before it started any work (no W&B run opened: bad input or config) leaves
-    nothing under the output root: the Hydra run folder it got is removed as well, since
-    it holds only the composed config and a log of the message just printed.
+    ``started()`` says whether the failed job had started any work; the caller knows how
+    (the entry point: whether a W&B run was opened), this module does not. A job refused
+    before that (bad input or config) leaves nothing under the output root: the Hydra run
+    folder it got is removed as well, since it holds only the composed config and a log of
+    the message just printed. Without ``started`` the folder is kept.
     """
-    from alpagasus.tracking import Tracker
-
-    opened = Tracker.opened
     try:
         return run(cfg)
     except KeyboardInterrupt:
@@ -117,7 +117,7 @@ def run_cli(run: Callable[[Any], T], cfg: Any) -> T | None:
         # job as failed from its result.json; the sweep's exit status says a job failed.
         error.reported = True
         raise error
-    if Tracker.opened == opened:
+    if started is not None and not started():
         remove_hydra_output(cfg)
     sys.exit(error.exit_code)
 

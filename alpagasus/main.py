@@ -17,6 +17,7 @@ from alpagasus.artifacts import ArtifactStore
 from alpagasus.config import register_configs, validate
 from alpagasus.context import RunContext
 from alpagasus.errors import register_resolvers, run_cli
+from alpagasus.help import register_resolvers as register_help_resolvers
 from alpagasus.sweep import JobRecord
 from alpagasus.sweep import register_resolvers as register_sweep_resolvers
 from alpagasus.tracking import Tracker
@@ -28,6 +29,7 @@ CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 register_configs()
 register_resolvers()  # ${alpagasus.run_id:} in conf/config.yaml's run folders
 register_sweep_resolvers()  # ${alpagasus.sweep_group:}: one W&B group per sweep
+register_help_resolvers()  # the stage and experiment lists of `alpagasus --help`
 
 
 def run(cfg: DictConfig) -> float | None:
@@ -102,7 +104,10 @@ def _warn_demo_threshold(cfg: DictConfig) -> None:
 def main(cfg: DictConfig) -> float | None:
     # Our errors print as a line or two plus a fix, exit 1 (2: budget or provider stops);
     # HYDRA_FULL_ERROR=1 or ALPAGASUS_VERBOSE=1 shows the traceback (alpagasus/errors.py).
-    return run_cli(run, cfg)
+    # A job counts as started once it opened its W&B run (after every input check): one that
+    # failed before leaves no run folder. errors.py asks us; it knows nothing of tracking.
+    opened = Tracker.opened
+    return run_cli(run, cfg, started=lambda: Tracker.opened != opened)
 
 
 if __name__ == "__main__":

@@ -336,3 +336,17 @@ def test_an_output_root_that_is_a_file_is_one_line(tmp_path, multirun):
                          "not a folder. Point paths.root at a folder (it is created if "
                          "missing)."], proc.stderr
         assert afile.read_text() == "not a folder\n"
+
+
+def test_errors_module_does_not_import_tracking():
+    """The bottom layer knows nothing above it: the entry point tells run_cli whether a job
+    had started (opened its W&B run), not errors.py asking the tracker (issue 18)."""
+    import ast
+
+    import alpagasus.errors
+
+    tree = ast.parse(Path(alpagasus.errors.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    ours = {m for m in imported if m and m.startswith("alpagasus")}
+    assert ours == set(), ours
