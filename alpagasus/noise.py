@@ -277,7 +277,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     if a.get("reason"):
         lines += [f"Alpha: {a['reason']}.", ""]
     if result["identical_repeats"]:
-        lines += ["Every repeat gave every item the same reply's score: the judge is "
+        lines += ["Every repeat gave every item the same score: the judge is "
                   "deterministic at these settings (temperature 0 is greedy decoding). Set "
                   "noise.temperature > 0 or noise.perturb_order=true to measure its noise.", ""]
     if s["ranges"]:
