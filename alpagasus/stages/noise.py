@@ -88,6 +88,11 @@ def _run(ctx: RunContext) -> Artifact:
     indices = [firsts[p] for p in positions]  # data index of each sampled distinct item
     sample_key = fingerprint([{"data": ctx.data_key, "indices": indices}])[:16]
     threshold = float(arm.threshold if arm.threshold is not None else cfg.threshold)
+    shared = noise.repeat_shares_rating(0, arm.judge.temperature, ncfg.temperature)
+    log.info("[noise] %d items x %d repeats with judge %s at temperature %g: %d requests, "
+             "%s (cached replies are not sent again)", len(indices), ncfg.repeats,
+             judge_cfg.name, judge_cfg.temperature, len(indices) * ncfg.repeats,
+             f"{len(indices)} of them stage=rate's own" if shared else "none shared with stage=rate")
     repeats = [_repeat(ctx, arm, judge_cfg, template, indices, sample_key, r)
                for r in range(int(ncfg.repeats))]
     setup = {"judge": judge_cfg.name, "model": judge_cfg.model, "prompt": template.name,
@@ -95,8 +100,7 @@ def _run(ctx: RunContext) -> Artifact:
              "judge_temperature": ncfg.temperature is None,
              "perturb_order": bool(ncfg.perturb_order), "sample": len(indices),
              "seed": int(ncfg.seed), "threshold": threshold,
-             "repeat0_shared": noise.repeat_shares_rating(0, arm.judge.temperature,
-                                                          ncfg.temperature)}
+             "repeat0_shared": shared}
     config = {"version": noise.NOISE_ANALYSIS_VERSION, "setup": setup}
     inputs = {f"repeat_{r}": a.key for r, a in enumerate(repeats)}
 
