@@ -46,6 +46,7 @@ class Stage(Mode):
     ifd = "ifd"
     analyze = "analyze"
     compare = "compare"
+    noise = "noise"
 
 
 class JudgeBackend(Mode):
@@ -106,6 +107,13 @@ class AggregationRule(Mode):
 
     alpagasus = "alpagasus"  # the paper: two wins, or a win and a tie, is a win
     strict = "strict"  # FastChat: a win only when both orders agree; disagreement is a tie
+
+
+class MTBenchSampling(Mode):
+    """How MT-Bench answers are decoded (alpagasus/evals/mt_bench.py)."""
+
+    fastchat = "fastchat"  # FastChat's per-category temperatures (writing 0.7, math 0.0, ...)
+    greedy = "greedy"  # temperature 0 for every question
 
 
 class LoggerMode(Mode):
@@ -292,6 +300,27 @@ class AnalyzeConfig:
 
 
 @dataclass
+class NoiseConfig:
+    """stage=noise: re-rate a sample of items `repeats` times to measure the judge's own noise
+    (alpagasus/noise.py computes it; docs/noise.md)."""
+
+    sample: int | None = 200  # distinct items drawn (seeded); null: every distinct item
+    seed: int = 0  # the draw, the perturbed orders and the local judge's sampling
+    repeats: int = 5  # ratings per item; repeat 0 is the plain rating (see docs/noise.md)
+    # null: the judge's own temperature; else every repeat samples at this one.
+    temperature: float | None = None
+    # Repeats 1.. show the item's instruction/input/response blocks in another order.
+    perturb_order: bool = False
+
+    def __post_init__(self) -> None:
+        _positive("noise.sample", self.sample)
+        _positive("noise.temperature", self.temperature, allow_zero=True)
+        if self.repeats < 2:
+            raise ConfigError(f"noise.repeats={self.repeats}: must be >= 2 (a spread needs "
+                              "two ratings of an item)")
+
+
+@dataclass
 class RateConfig:
     """How the `rate` stage talks to an API judge (alpagasus/judges/engine.py)."""
 
@@ -453,6 +482,9 @@ class BenchmarkConfig:
     question_ids: list[int] | None = None  # None: every question (after `limit`)
     max_new_tokens: int = 1024  # per turn (FastChat's)
     judge_max_tokens: int = 2048  # the judge explains before its [[rating]] (FastChat's)
+    # mt_bench: fastchat (per-category temperatures, FastChat's llm_judge) | greedy
+    sampling: MTBenchSampling = MTBenchSampling.fastchat
+    seed: int = 0  # mt_bench: the sampled answers' seed (each turn and batch its own draw)
 
     def __post_init__(self) -> None:
         if self.name is MISSING or self.name == "???":
@@ -617,6 +649,7 @@ class Config:
     human: HumanConfig = field(default_factory=HumanConfig)
     ifd: IFDConfig = field(default_factory=IFDConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
     logger: LoggerConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
 

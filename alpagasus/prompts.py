@@ -35,8 +35,16 @@ _RATING_SYSTEM = (
     "We would like to request your feedback on the performance of AI assistant in response "
     "to the instruction and the given input displayed following."
 )
-# The triplet exactly as gpt4life/alpagasus rating/chatgpt_rating.py builds it.
-_TRIPLET = "###Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n{output}\n\n"
+# The triplet exactly as gpt4life/alpagasus rating/chatgpt_rating.py builds it, block by block.
+RATING_BLOCKS = {
+    "instruction": "###Instruction:\n{instruction}\n\n",
+    "input": "### Input:\n{input}\n\n",
+    "output": "### Response:\n{output}\n\n",
+}
+PAPER_ORDER = ("instruction", "input", "output")
+_TRIPLET = "".join(RATING_BLOCKS[b] for b in PAPER_ORDER)
+# The version of reordered(): bumped if the way blocks are reordered ever changes.
+ORDER_VERSION = "order-v1"
 
 _RATING_INSTRUCTION = (
     "Please rate according to the {criterion} of the response to the instruction and the "
@@ -97,6 +105,26 @@ def rating_prompt(name: str) -> ChatTemplate:
         raise ValueError(
             f"unknown rating prompt '{name}' (one of {', '.join(RATING_PROMPTS)})"
         ) from None
+
+
+def reordered(template: ChatTemplate, order: tuple[str, ...]) -> ChatTemplate:
+    """``template`` with the triplet's blocks in ``order`` (a permutation of PAPER_ORDER);
+    the rest of the prompt unchanged. The paper's order returns ``template`` itself, so its
+    requests (and cached replies) are the plain rating's. Any other order is a template of
+    its own name and version ("accuracy@output-instruction-input", "alpagasus-v1+order-v1"),
+    so its hash -- and every key it enters -- differs from the paper's prompt."""
+    order = tuple(order)
+    if sorted(order) != sorted(PAPER_ORDER):
+        raise ValueError(f"order {order}: must be a permutation of {PAPER_ORDER}")
+    if order == PAPER_ORDER:
+        return template
+    if not template.user.startswith(_TRIPLET):
+        raise ValueError(f"prompt {template.name} does not start with the paper's triplet: "
+                         "its blocks cannot be reordered")
+    user = "".join(RATING_BLOCKS[b] for b in order) + template.user[len(_TRIPLET):]
+    return ChatTemplate(name=f"{template.name}@{'-'.join(order)}",
+                        version=f"{template.version}+{ORDER_VERSION}",
+                        system=template.system, user=user)
 
 
 def rating_messages(template: ChatTemplate, item: Item) -> list[dict[str, str]]:

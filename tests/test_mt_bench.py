@@ -13,13 +13,19 @@ from alpagasus.artifacts import ArtifactStore
 from alpagasus.context import RunContext
 from alpagasus.evals import BenchmarkError, ModelRef, get_benchmark
 from alpagasus.evals.mt_bench import (
+    FASTCHAT_TEMPERATURES,
+    Question,
     aggregate,
+    answer_turns,
     conversation_prompt,
+    describe_sampling,
     judge_messages,
     load_mt_bench,
     parse_mt_rating,
+    question_temperature,
     read_answers,
     read_scores,
+    sampling_settings,
 )
 from alpagasus.main import run
 from alpagasus.models import resolve_model_path
@@ -98,6 +104,79 @@ def test_judge_messages_are_fastchats_single_answer_prompts():
     for messages in (m1, m2, k1, k2):
         assert not any(f"{{{field}" in messages[1]["content"]  # every field filled
                        for field in ("question", "answer", "ref_answer"))
+
+
+def test_fastchat_per_category_temperatures_and_greedy():
+    # fastchat/llm_judge/common.py temperature_config; gen_model_answer.py's 0.7 otherwise.
+    assert FASTCHAT_TEMPERATURES == {"writing": 0.7, "roleplay": 0.7, "stem": 0.1,
+                                     "humanities": 0.1, "extraction": 0.0, "math": 0.0,
+                                     "coding": 0.0, "reasoning": 0.0}
+    assert question_temperature("writing", "fastchat") == 0.7
+    assert question_temperature("stem", "fastchat") == 0.1
+    assert question_temperature("math", "fastchat") == 0.0
+    assert question_temperature("poetry", "fastchat") == 0.7
+    assert question_temperature("writing", "greedy") == 0.0
+
+
+@needs_data
+def test_sampling_settings_enter_the_answers_key_and_the_report():
+    questions = load_mt_bench(MT_BENCH).questions
+    fast = sampling_settings(questions, "fastchat", seed=3)
+    assert fast == {"mode": "fastchat", "temperatures": dict(sorted(
+        FASTCHAT_TEMPERATURES.items())), "seed": 3}
+    greedy = sampling_settings(questions, "greedy", seed=3)
+    assert greedy["seed"] is None and set(greedy["temperatures"].values()) == {0.0}
+    assert greedy == sampling_settings(questions, "greedy", seed=4)  # seed is moot: one key
+    assert sampling_settings(questions, "fastchat", seed=4) != fast
+    # Only greedy categories asked: nothing sampled, no seed in the key.
+    math = [q for q in questions if q.category == "math"]
+    assert sampling_settings(math, "fastchat", seed=3)["seed"] is None
+    line = describe_sampling(fast)
+    assert line.startswith("Answers: FastChat's per-category temperatures (roleplay, writing 0.7; "
+                           "humanities, stem 0.1; coding, extraction, math, reasoning 0; ")
+    assert line.endswith("seed 3.")
+    assert describe_sampling(greedy).startswith("Answers: greedy decoding")
+    assert describe_sampling(sampling_settings(math, "fastchat", 0)).startswith(
+        "Answers: greedy decoding")
+
+
+def test_the_comparison_report_prints_the_sampling_line():
+    from alpagasus.stages.benchmark import format_comparison
+
+    rows = [{"metric": "mt_bench", "a": 5.0, "b": 4.5, "diff": 0.5}]
+    line = "Answers: greedy decoding (temperature 0), sampling=greedy."
+    assert format_comparison("t", rows, [line]).endswith("| +0.500 |\n\n" + line)
+    assert format_comparison("t", rows) == format_comparison("t", rows, [])
+
+
+def test_answer_turns_batch_one_temperature_and_seed_the_sampled_batches():
+    questions = [Question(i, c, (f"q{i} turn 1", f"q{i} turn 2"))
+                 for i, c in enumerate(["writing", "math", "writing", "stem", "math"])]
+    temps = [question_temperature(q.category, "fastchat") for q in questions]
+
+    def run_turns(seed):
+        calls = []
+
+        def generate(prompts, temperature, draw):
+            calls.append((prompts, temperature, draw))
+            return [f"answer@{temperature}" for _ in prompts]
+
+        return answer_turns(generate, questions, temps, batch_size=1, seed=seed), calls
+
+    answers, calls = run_turns(0)
+    for prompts, temperature, draw in calls:  # each batch: one temperature, its own draw
+        [prompt] = prompts
+        qid = int(prompt.split("### Instruction:\nq")[1].split(" ")[0])
+        assert temperature == temps[qid]
+        assert (draw is None) == (temperature == 0)
+    assert len(calls) == 10  # 5 questions x 2 turns
+    assert answers[0] == ["answer@0.7", "answer@0.7"] and answers[1] == ["answer@0.0"] * 2
+    second_turn = [p[0] for p, _, _ in calls[5:]]  # turn 2 shows the turn-1 answer
+    assert all("answer@" in p and "turn 2" in p for p in second_turn)
+    draws = [d for _, _, d in calls if d is not None]
+    assert len(set(draws)) == len(draws) == 6  # 3 sampled questions x 2 turns, all different
+    assert [d for *_, d in run_turns(0)[1]] == [d for *_, d in calls]  # a rerun: same draws
+    assert [d for *_, d in run_turns(1)[1] if d] != draws
 
 
 def test_aggregate_per_turn_category_and_unparsed():
@@ -243,6 +322,13 @@ def test_mt_bench_on_the_embedded_model_with_a_local_judge_server(tiny_cfg, tmp_
         assert scores["all"] == {"turn_1": 7.0, "turn_2": 2.0, "overall": round(16 / 3, 4),
                                  "n": 3, "unparsed": 1}
         assert scores["categories"]["math"]["unparsed"] == 1
+        # FastChat's sampling by default: writing at 0.7, math greedy; the report says so.
+        assert [a["temperature"] for a in answers] == [0.7, 0.0]
+        assert scores["sampling"] == {"mode": "fastchat", "seed": 0,
+                                      "temperatures": {"math": 0.0, "writing": 0.7}}
+        assert bench.describe(artifact, cfg.benchmark) == (
+            "Answers: FastChat's per-category temperatures (writing 0.7; math 0; 0 = greedy), "
+            "seed 0.")
         head = bench.headline(artifact, cfg.benchmark)
         assert head["mt_bench"] == round(16 / 3, 4) and head["writing"] == 4.5
         judgments = [json.loads(x) for x in (artifact.path / "judgments.jsonl").read_text().splitlines()]

@@ -9,7 +9,8 @@ A benchmark is a class registered with ``@register_benchmark``; adding one is on
 * ``prepare(ctx)``: checks that read files (questions, task names), before any model loads
   or any judge is called; returns what ``evaluate`` needs;
 * ``evaluate(ctx, arm, model, prepared)``: one arm's artifact;
-* ``headline(artifact, spec)``: the numbers its comparison table shows, ``{metric: value}``.
+* ``headline(artifact, spec)``: the numbers its comparison table shows, ``{metric: value}``;
+* ``describe(artifact, spec)``: optionally, a line the report prints under that table.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class Benchmark:
 
     def headline(self, artifact: Artifact, spec: Any) -> dict[str, float | None]:
         raise NotImplementedError
+
+    def describe(self, artifact: Artifact, spec: Any) -> str | None:
+        """A line the comparison report prints under its table (how the results were made,
+        e.g. MT-Bench's decoding), or None."""
+        return None
 
 
 REGISTRY: Registry[Benchmark] = Registry("benchmark", __name__, BUILTIN, "benchmark.kind")

@@ -17,8 +17,12 @@ template does for multi-turn, in the Stanford layout this repo trains with):
 
     ### Response:
 
-Decoding follows `generate` (greedy by default, the same stop strings); FastChat samples
-some categories at temperature 0.7, which makes answers irreproducible run to run.
+Decoding (``benchmark.sampling``, docs/mt-bench.md): ``fastchat`` (the default) samples each
+question at FastChat's temperature for its category (gen_model_answer.py with common.py's
+temperature_config: writing and roleplay 0.7, stem and humanities 0.1, extraction, math,
+coding and reasoning 0.0 = greedy, any other category 0.7), seeded with ``benchmark.seed``;
+``greedy`` decodes every question at temperature 0. `generate`'s stop strings apply. The
+temperatures and the seed are part of the answers' key, and the report says which was used.
 
 Grading: FastChat's single-answer prompts, "single-v1" for turn 1 and "single-v1-multi-turn"
 for turn 2 (the judge sees the whole conversation); math, reasoning and coding questions use
@@ -89,6 +93,11 @@ PROMPT_FIELDS = {
 QUESTION_FILES = ("question.jsonl",)
 JUDGE_PROMPT_FILES = ("judge_prompts.jsonl", "../judge_prompts.jsonl")
 REFERENCE_FILES = ("reference_answer_gpt-4.jsonl", "reference_answer/gpt-4.jsonl")
+# FastChat's temperature_config (fastchat/llm_judge/common.py); gen_model_answer.py samples a
+# category it does not list at 0.7, and decodes greedily below 1e-4.
+FASTCHAT_TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0,
+                         "coding": 0.0, "reasoning": 0.0, "stem": 0.1, "humanities": 0.1}
+FASTCHAT_OTHER_TEMPERATURE = 0.7
 # Bumped when the conversation format or the rating parser changes what is stored.
 CONVERSATION_FORMAT = "alpaca-multi-turn-v1"
 MT_PARSER_VERSION = 1
@@ -282,9 +291,78 @@ def conversation_prompt(turns: Sequence[str], answers: Sequence[str]) -> str:
     return text
 
 
+def question_temperature(category: str, sampling: Any) -> float:
+    """The temperature a question of ``category`` is answered at: FastChat's for it
+    (``sampling=fastchat``), or 0 (``greedy``)."""
+    mode = getattr(sampling, "value", sampling)
+    if mode == "greedy":
+        return 0.0
+    if mode == "fastchat":
+        return FASTCHAT_TEMPERATURES.get(category, FASTCHAT_OTHER_TEMPERATURE)
+    raise ConfigError(f"benchmark.sampling={mode}: fastchat or greedy")
+
+
+def sampling_settings(questions: Sequence[Question], sampling: Any, seed: int) -> dict[str, Any]:
+    """How the answers are decoded, as it enters their key and the report: the mode, the
+    temperature of each category asked, and the seed (only when something is sampled)."""
+    temps = {q.category: question_temperature(q.category, sampling) for q in questions}
+    sampled = any(t > 0 for t in temps.values())
+    return {"mode": getattr(sampling, "value", sampling),
+            "temperatures": dict(sorted(temps.items())), "seed": int(seed) if sampled else None}
+
+
+def describe_sampling(settings: dict[str, Any]) -> str:
+    """One line for the report: which decoding produced the answers."""
+    temps = settings["temperatures"]
+    if settings["mode"] == "greedy" or not any(t > 0 for t in temps.values()):
+        return f"Answers: greedy decoding (temperature 0), sampling={settings['mode']}."
+    by_t: dict[float, list[str]] = defaultdict(list)
+    for category, t in temps.items():
+        by_t[t].append(category)
+    parts = "; ".join(f"{', '.join(cats)} {t:g}" for t, cats in sorted(by_t.items(),
+                                                                      reverse=True))
+    return (f"Answers: FastChat's per-category temperatures ({parts}; 0 = greedy), "
+            f"seed {settings['seed']}.")
+
+
+def batch_seed(seed: int, turn: int, temperature: float, start: int) -> int:
+    """The torch seed of one sampled batch: its own draw, the same on every rerun."""
+    digest = fingerprint([{"seed": seed, "turn": turn, "temperature": temperature,
+                           "start": start}])
+    return int(digest[:8], 16)
+
+
+def answer_turns(generate: Any, questions: list[Question], temperatures: Sequence[float],
+                 batch_size: int, seed: int, bar: Any = None) -> list[list[str]]:
+    """Both turns of every question: all first turns, then all second turns, each batch of
+    one temperature. ``generate(prompts, temperature, seed)`` returns the answers; ``seed``
+    is None for greedy batches."""
+    answers: list[list[str]] = [[] for _ in questions]
+    for turn in range(TURNS):
+        prompts = [conversation_prompt(q.turns[: turn + 1], answers[i])
+                   for i, q in enumerate(questions)]
+        groups: dict[float, list[int]] = defaultdict(list)
+        for i, t in enumerate(temperatures):
+            groups[float(t)].append(i)
+        for t, members in sorted(groups.items()):
+            order = sorted(members, key=lambda i: -len(prompts[i]))
+            for start in range(0, len(order), batch_size):
+                batch = order[start : start + batch_size]
+                draw = batch_seed(seed, turn, t, start) if t > 0 else None
+                outs = generate([prompts[i] for i in batch], t, draw)
+                for i, out in zip(batch, outs, strict=True):
+                    answers[i].append(out)
+                if bar is not None:
+                    bar.update(len(batch))
+    return answers
+
+
 def generate_answers(model: ModelRef, questions: list[Question], gen: Any,
-                     max_new_tokens: int, desc: str) -> list[list[str]]:
-    """Both turns of every question: all first turns, then all second turns."""
+                     max_new_tokens: int, desc: str, temperatures: Sequence[float],
+                     seed: int) -> list[list[str]]:
+    """Both turns of every question with the arm's model, each at its temperature."""
+    import torch
+
     from alpagasus.stages.generate import HFGenerator, cut_at_stop
     from alpagasus.stages.generate import ModelSource as Source
 
@@ -292,20 +370,15 @@ def generate_answers(model: ModelRef, questions: list[Question], gen: Any,
     generator = HFGenerator(Source(base=model.path, adapter=model.adapter,
                                    tokenizer=model.path), None)
     stops = list(gen.stop)
-    answers: list[list[str]] = [[] for _ in questions]
+
+    def generate(prompts: list[str], temperature: float, draw: int | None) -> list[str]:
+        if draw is not None:
+            torch.manual_seed(draw)
+        return [cut_at_stop(out, stops)
+                for out in generator.generate(prompts, max_new_tokens, temperature, stops)]
+
     with tqdm(total=len(questions) * TURNS, desc=desc, unit="turn") as bar:
-        for turn in range(TURNS):
-            prompts = [conversation_prompt(q.turns[: turn + 1], answers[i])
-                       for i, q in enumerate(questions)]
-            order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-            for start in range(0, len(order), gen.batch_size):
-                batch = order[start : start + gen.batch_size]
-                outs = generator.generate([prompts[i] for i in batch], max_new_tokens,
-                                          gen.temperature, stops)
-                for i, out in zip(batch, outs, strict=True):
-                    answers[i].append(cut_at_stop(out, stops))
-                bar.update(len(batch))
-    return answers
+        return answer_turns(generate, questions, temperatures, gen.batch_size, seed, bar)
 
 
 # --- grading ---------------------------------------------------------------------------------
@@ -435,6 +508,7 @@ class MTBenchmark(Benchmark):
                     judgments.append(record)
                     f.write(json.dumps(record, ensure_ascii=False) + "\n")
             scores = aggregate(judgments)
+            scores["sampling"] = answers.manifest["config"]["sampling"]
             (workdir / SCORES).write_text(json.dumps(scores, indent=2))
             return {"questions": len(rows), **scores["all"]}
 
@@ -442,23 +516,31 @@ class MTBenchmark(Benchmark):
 
     def _answers(self, ctx: RunContext, arm: Arm, model: ModelRef, bench: MTBench) -> Artifact:
         gen, spec = ctx.cfg.generate, ctx.cfg.benchmark
-        config = {"max_new_tokens": spec.max_new_tokens, "temperature": gen.temperature,
+        sampling = sampling_settings(bench.questions, spec.sampling, spec.seed)
+        config = {"max_new_tokens": spec.max_new_tokens, "sampling": sampling,
                   "stop": list(gen.stop), "format": CONVERSATION_FORMAT}
 
         def build(workdir: Path) -> dict[str, Any]:
+            temperatures = [sampling["temperatures"][q.category] for q in bench.questions]
             answers = generate_answers(model, bench.questions, gen, spec.max_new_tokens,
-                                       desc=f"mt_bench answers ({arm.name})")
+                                       desc=f"mt_bench answers ({arm.name})",
+                                       temperatures=temperatures, seed=spec.seed)
             with open(workdir / ANSWERS, "w") as f:
                 for q, turns in zip(bench.questions, answers, strict=True):
                     f.write(json.dumps({"question_id": q.question_id, "category": q.category,
+                                        "temperature": sampling["temperatures"][q.category],
                                         "turns": list(q.turns), "answers": turns},
                                        ensure_ascii=False) + "\n")
             empty = sum(1 for turns in answers for a in turns if not a)
-            return {"questions": len(answers), "empty_answers": empty}
+            return {"questions": len(answers), "empty_answers": empty, "sampling": sampling}
 
         inputs = {"model": model.key, "questions": bench.questions_key}
         return ctx.store.ensure("mt_bench_answers", config, inputs, build,
                                 meta={"arm": arm.describe()})
+
+    def describe(self, artifact: Artifact, spec: Any) -> str | None:
+        sampling = read_scores(artifact).get("sampling")
+        return describe_sampling(sampling) if sampling else None
 
     def headline(self, artifact: Artifact, spec: Any) -> dict[str, float | None]:
         scores = read_scores(artifact)

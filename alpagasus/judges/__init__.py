@@ -60,24 +60,32 @@ def judge_identity(cfg: JudgeConfig) -> dict:
     }
     if cfg.backend == "local":
         identity["local_judge_version"] = LOCAL_JUDGE_VERSION
+        mode = str(getattr(cfg.score_mode, "value", cfg.score_mode))
+        if mode == "logits" and cfg.temperature > 0:
+            # Sampled digits (local.py), not the expectation: keys of their own.
+            identity["logits_sampling"] = "digit-v1"
     return identity
 
 
 def make_judge(cfg: JudgeConfig, cache_dir: str | Path, reply_cache: str | Path | None = None,
-               options: EngineOptions | None = None) -> Judge:
+               options: EngineOptions | None = None, variant: dict | None = None,
+               seed: int | None = None) -> Judge:
     """The judge for ``cfg``: in-process for backend=local, else the cached API engine.
 
     ``reply_cache`` is the SQLite reply cache (``paths.judge_cache``) the API engine reads
     and writes; ``options`` its run options (rate.mode, dry_run, max_cost_usd, reparse).
+    ``variant``: fields added to the API engine's cache keys, so the same request asked
+    again on purpose (stage=noise's repeat 1, 2, ...) is a reply of its own, not the cached one.
+    ``seed``: the local judge's sampling seed (temperature > 0), so a repeat can be rebuilt.
     """
     if cfg.backend == "local":
         from alpagasus.judges.local import LocalJudge
 
-        return LocalJudge(cfg, cache_dir)
+        return LocalJudge(cfg, cache_dir, seed=seed)
     if cfg.backend in ("openai", "anthropic"):
         from alpagasus.judges.engine import ApiJudge
 
         if reply_cache is None:
             reply_cache = Path(cache_dir) / "judge.sqlite"
-        return ApiJudge(cfg, reply_cache, options)
+        return ApiJudge(cfg, reply_cache, options, variant=variant)
     raise ValueError(f"unknown judge backend '{cfg.backend}' (local | openai | anthropic)")

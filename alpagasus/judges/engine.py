@@ -457,13 +457,14 @@ def make_provider(cfg: JudgeConfig, http_client: Any = None) -> OpenAIProvider |
 class ApiJudge:
     def __init__(self, cfg: JudgeConfig, cache_path: str | Path,
                  options: EngineOptions | None = None, http_client: Any = None,
-                 seed: int | None = None):
+                 seed: int | None = None, variant: dict[str, Any] | None = None):
         self.cfg = cfg
         self.options = options or EngineOptions()
         if mode_value(self.options.budget_scope) not in ("cache", "run"):
             raise ValueError(f"rate.budget_scope must be cache or run, "
                              f"got '{self.options.budget_scope}'")
-        self.identity = judge_identity(cfg)
+        # ``variant`` (e.g. {"noise_repeat": 2}) enters every key, never the request sent.
+        self.identity = {**judge_identity(cfg), **(variant or {})}
         self.judge = judge_key(self.identity)
         self.cache = ReplyCache(cache_path, journal=mode_value(self.options.journal))
         self.owner = new_owner()  # this run's claims and paid replies carry it

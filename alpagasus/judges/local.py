@@ -15,10 +15,11 @@ from alpagasus.models import load_for_inference, load_tokenizer, resolve_model_p
 
 
 class LocalJudge:
-    def __init__(self, cfg: JudgeConfig, cache_dir: str | Path):
+    def __init__(self, cfg: JudgeConfig, cache_dir: str | Path, seed: int | None = None):
         if cfg.score_mode not in ("logits", "text"):
             raise ValueError(f"judge.score_mode must be logits or text, got '{cfg.score_mode}'")
         self.cfg = cfg
+        self.seed = seed  # temperature > 0: the draws of a complete() call repeat with it
         path = resolve_model_path(cfg.model, cache_dir)
         self.tok = load_tokenizer(path)
         self.tok.padding_side = "left"
@@ -42,6 +43,8 @@ class LocalJudge:
     def complete(
         self, requests: list[Messages], score_format: ScoreFormat, desc: str = "judging"
     ) -> list[JudgeReply]:
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
         prompts = [self._render(m) for m in requests]
         replies: list[JudgeReply | None] = [None] * len(prompts)
         lengths = [len(self.tok(p, add_special_tokens=False)["input_ids"]) for p in prompts]
@@ -73,6 +76,8 @@ class LocalJudge:
             return self._generate(prompts)
         if score_format == "rating":
             probs = self._digit_probs(prompts, range(0, 6))
+            if self.cfg.temperature > 0:
+                return [self._sampled_rating(p) for p in probs]
             out = []
             for p in probs:
                 expected = float(sum(d * p[d] for d in range(6)))
@@ -91,6 +96,14 @@ class LocalJudge:
             ea, eb = (sum(d * p[d] for d in digits) for p in (a, b))
             out.append((f"{ea:.1f} {eb:.1f}\n(expected scores over the digits 1-9)", 2))
         return out
+
+    def _sampled_rating(self, p: list[float]) -> tuple[str, int]:
+        """At temperature T > 0 the score digit is drawn from the digit distribution raised to
+        1/T (what a generating judge does at its first token), not its expectation."""
+        weights = torch.tensor(p[:6], dtype=torch.float64).clamp_min(1e-300).log()
+        drawn = int(torch.multinomial(torch.softmax(weights / self.cfg.temperature, -1), 1))
+        return (f"{drawn}\n(sampled at temperature {self.cfg.temperature:g} from digit "
+                f"probabilities {json.dumps([round(x, 4) for x in p[:6]])})", 1)
 
     def _digit_probs(self, prompts: list[str], digits: range) -> list[list[float]]:
         """P(first answer token = d) renormalised over ``digits``; other digits get 0."""

@@ -42,9 +42,13 @@ def _run(ctx: RunContext) -> Artifact:
 
     heads: dict[str, dict[str, float | None]] = {}
     keys: dict[str, str] = {}
+    notes: list[str] = []  # each distinct describe() line, in arm order
     for role, arm in ctx.arms.items():
         result = bench.evaluate(ctx, arm, model_ref(ctx, arm), prepared)
         heads[role] = bench.headline(result, spec)
+        note = bench.describe(result, spec)
+        if note and note not in notes:
+            notes.append(note)
         keys[role] = f"{result.stage}/{result.key}"
         ctx.finish_stage(result, heads[role], name=f"{spec.name}/{arm.name}")
 
@@ -58,15 +62,16 @@ def _run(ctx: RunContext) -> Artifact:
                 for role, arm in ctx.arms.items()}
         (workdir / BENCHMARK_JSON).write_text(json.dumps(
             {"title": title, "benchmark": spec.name, "kind": spec.kind, "arms": arms,
-             "rows": rows}, indent=2))
-        (workdir / BENCHMARK_MD).write_text(format_comparison(title, rows) + "\n")
+             "rows": rows, "notes": notes}, indent=2))
+        (workdir / BENCHMARK_MD).write_text(format_comparison(title, rows, notes) + "\n")
         return {f"{role}/{r['metric']}": r[role] for r in rows for role in ("a", "b")
                 if r[role] is not None}
 
     # The values are in the key: a benchmark whose reading changes (open_llm's `metric`)
     # gets a new comparison without re-running the evaluation.
-    artifact = ctx.store.ensure("benchmark", {"title": title, "rows": rows}, keys, build)
-    print("\n" + format_comparison(title, rows))
+    config = {"title": title, "rows": rows, **({"notes": notes} if notes else {})}
+    artifact = ctx.store.ensure("benchmark", config, keys, build)
+    print("\n" + format_comparison(title, rows, notes))
     print(f"\n{artifact.path / BENCHMARK_MD}")
     ctx.tracker.log_table(f"benchmark/{spec.name}", ["metric", "A", "B", "A - B"],
                           [[r["metric"], r["a"], r["b"], r["diff"]] for r in rows])
@@ -93,7 +98,8 @@ def compare(a: dict[str, float | None], b: dict[str, float | None]) -> list[dict
     return rows
 
 
-def format_comparison(title: str, rows: list[dict[str, Any]]) -> str:
+def format_comparison(title: str, rows: list[dict[str, Any]],
+                      notes: list[str] | None = None) -> str:
     def cell(v: float | None, signed: bool = False) -> str:
         if v is None:
             return "n/a"
@@ -103,6 +109,8 @@ def format_comparison(title: str, rows: list[dict[str, Any]]) -> str:
     lines = [title, "", "| metric | A | B | A − B |", "|---|---:|---:|---:|"]
     lines += [f"| {r['metric']} | {cell(r['a'])} | {cell(r['b'])} | {cell(r['diff'], True)} |"
               for r in rows]
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines)
 
 

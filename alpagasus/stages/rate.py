@@ -64,8 +64,7 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
     cfg = ctx.cfg
     judge_cfg = arm.judge
     template = rating_prompt(arm.prompt)
-    config = {"judge": judge_identity(judge_cfg), "prompt": template.name,
-              "prompt_hash": template.hash, "parser_version": PARSER_VERSION}
+    config = rate_config(judge_cfg, template)
     if cfg.rate.import_path:
         import_ratings(Path(cfg.rate.import_path).expanduser(), template, judge_cfg,
                        cfg.paths.judge_cache, cfg.paths.judge_cache_journal)
@@ -131,6 +130,13 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
     per_score = {f"score_{k}": v for k, v in counts.get("histogram", {}).items()}
     return ctx.finish_stage(artifact, {**counts, **per_score, "kept_at_threshold": kept},
                             name=f"rate/{judge_cfg.name}")
+
+
+def rate_config(judge_cfg: JudgeConfig, template: ChatTemplate) -> dict[str, Any]:
+    """The rate artifact's config (its key is this plus the data key): stage=noise finds an
+    existing rating with it."""
+    return {"judge": judge_identity(judge_cfg), "prompt": template.name,
+            "prompt_hash": template.hash, "parser_version": PARSER_VERSION}
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
