@@ -170,7 +170,7 @@ def plot(path: Path, s: dict[str, Any]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5))
     names = list(s["groups"])
     measures = [("Krippendorff's alpha", lambda g: g["krippendorff_alpha"]),
                 ("Fleiss' kappa", lambda g: g["fleiss_kappa"]),
@@ -189,7 +189,7 @@ def plot(path: Path, s: dict[str, Any]) -> None:
     ax1.set_xticks(range(len(names)), names)
     ax1.set_ylim(min(-0.2, ax1.get_ylim()[0]), 1.05)
     ax1.set_title("Agreement per test set")
-    ax1.legend(fontsize=7, loc="lower right")
+    ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
 
     g = s["groups"][ALL]
     rows = [*s["per_annotator"].items(), ("majority", g["majority"]),

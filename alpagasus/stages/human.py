@@ -124,9 +124,10 @@ def copy_to_run_dir(folder: Path) -> Path | None:
     """The report's files into the Hydra run folder (None outside a Hydra job)."""
     from hydra.core.hydra_config import HydraConfig
 
-    if not HydraConfig.initialized():
+    output_dir = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
+    if not output_dir:  # compose() outside the app leaves it unset
         return None
-    out = Path(HydraConfig.get().runtime.output_dir)
+    out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUTS:
         shutil.copyfile(folder / name, out / name)
