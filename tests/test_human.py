@@ -239,6 +239,18 @@ def test_annotators_config_names_or_count():
         HumanConfig(hosts=["http://evil"])
 
 
+def test_annotators_from_the_command_line(compose_cfg):
+    from alpagasus.config import validate
+
+    for override, names in (("human.annotators=2", ["annotator1", "annotator2"]),
+                            ("human.annotators=[alice,bob]", ["alice", "bob"])):
+        cfg = compose_cfg(override)
+        assert validate(cfg).human.annotators in (2, ["alice", "bob"])
+        assert HumanConfig.annotator_names(cfg.human.annotators) == names
+    with pytest.raises(ConfigError, match="'alice' is named twice"):
+        validate(compose_cfg("human.annotators=[alice,alice]"))
+
+
 def test_links_are_private_kept_on_restart_and_never_in_a_log(tmp_path, caplog):
     path = tmp_path / "human" / "links.json"
     old_umask = os.umask(0o022)  # a usual umask would leave a new file world-readable
@@ -357,6 +369,7 @@ def test_stage_human_on_the_tiny_pipeline(trained_root, app_cfg, monkeypatch, ca
     """`stage=human` with two annotators: serve, label over HTTP, both Finish; the report in
     the artifact and the run folder; then `human.serve=false` from the stored labels."""
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import read_write
 
     from alpagasus.main import run
     from alpagasus.stages import human
@@ -376,7 +389,8 @@ def test_stage_human_on_the_tiny_pipeline(trained_root, app_cfg, monkeypatch, ca
     cfg = app_cfg(*overrides)
     run_dir = Path(trained_root) / "runs" / "human-test"
     # What the app sets for a real run (compose() leaves it unset): the report is copied there.
-    HydraConfig.get().runtime.output_dir = str(run_dir)
+    with read_write(HydraConfig.get().runtime):
+        HydraConfig.get().runtime.output_dir = str(run_dir)
     errors: list[BaseException] = []
     job = threading.Thread(target=lambda: _capture(errors, run, cfg))
     job.start()

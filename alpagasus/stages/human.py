@@ -30,6 +30,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from alpagasus.artifacts import Artifact
 from alpagasus.config import HumanConfig
 from alpagasus.context import RunContext
@@ -124,7 +126,8 @@ def copy_to_run_dir(folder: Path) -> Path | None:
     """The report's files into the Hydra run folder (None outside a Hydra job)."""
     from hydra.core.hydra_config import HydraConfig
 
-    output_dir = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
+    output_dir = (OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=None)
+                  if HydraConfig.initialized() else None)
     if not output_dir:  # compose() outside the app leaves it unset
         return None
     out = Path(output_dir)
