@@ -182,12 +182,12 @@ def plot(path: Path, s: dict[str, Any]) -> None:
         values = [get(s["groups"][n]) for n in names]
         bars = ax1.bar(xs, [v if v is not None else 0 for v in values], width, label=label)
         for bar, v in zip(bars, values, strict=True):
-            if v is None:  # undefined: say so, do not draw a zero
-                ax1.text(bar.get_x() + bar.get_width() / 2, 0.02, "n/a", ha="center",
-                         fontsize=7, rotation=90)
+            # Every value written out (a 0 draws no bar); undefined says so, not a zero.
+            ax1.text(bar.get_x() + bar.get_width() / 2, max(v or 0, 0) + 0.02,
+                     "n/a" if v is None else f"{v:.2f}", ha="center", fontsize=7, rotation=90)
     ax1.axhline(0, color="black", lw=0.6)
     ax1.set_xticks(range(len(names)), names)
-    ax1.set_ylim(min(-0.2, ax1.get_ylim()[0]), 1.05)
+    ax1.set_ylim(min(-0.2, ax1.get_ylim()[0]), 1.2)
     ax1.set_title("Agreement per test set")
     ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
 
