@@ -499,18 +499,65 @@ class BenchmarkConfig:
 
 @dataclass
 class HumanConfig:
-    """The blind human study (stage=human): a local page, labels in SQLite."""
+    """The blind human study (stage=human): one local page per annotator, labels in SQLite.
+    docs/human-study.md tells the whole story."""
 
     host: str = "127.0.0.1"  # loopback: only this machine can reach the page
     port: int = 8765  # 0: any free port
-    annotator: str = "${oc.env:USER,researcher}"
+    # Who labels: names (human.annotators=[alice,bob]) or a count (human.annotators=3:
+    # annotator1..3); one secret link each. Names are stored with the labels and shown on
+    # the organiser's progress page.
+    annotators: Any = field(default_factory=lambda: ["${oc.env:USER,researcher}"])
+    # None: every annotator labels every prompt. N: the first N prompts of the study's
+    # seeded order go to everyone (agreement is measured on them), the rest are dealt out
+    # one annotator at a time.
+    overlap: int | None = None
+    # Host headers accepted besides 127.0.0.1 / localhost / [::1] (with the port): the
+    # names or addresses the annotators type when `host` is not loopback. Anything else is
+    # refused (DNS rebinding).
+    hosts: list[str] = field(default_factory=list)
     db: str = "${paths.root}/human/labels.sqlite"
-    seed: int = 0  # which answer each prompt shows on the left (recorded with the label)
+    # The annotators' and organiser's secret links (mode 0600, reused on a restart so
+    # links stay valid; delete the file to issue new ones). Never logged or tracked.
+    links: str = "${paths.root}/human/links.json"
+    seed: int = 0  # prompt order per annotator and which answer is left (recorded per label)
     serve: bool = True  # false: only write the report from the labels stored so far
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"human.port={self.port}: must be in 0-65535 (0: any free port)")
+        names = self.annotator_names(self.annotators)
+        for name in names:
+            if not name.strip() or len(name) > 64 or not name.isprintable():
+                raise ConfigError(f"human.annotators: {name!r} is not a usable name",
+                                  hint="a printable name of 1-64 characters")
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ConfigError(f"human.annotators: {dup!r} is named twice")
+        if self.overlap is not None and self.overlap < 0:
+            raise ConfigError(f"human.overlap={self.overlap}: must be >= 0 "
+                              "(or null: everyone labels every prompt)")
+        for h in self.hosts:
+            if not h or any(c in str(h) for c in "/ @?#"):
+                raise ConfigError(f"human.hosts: {h!r} is not a host name or address",
+                                  hint="e.g. human.hosts=[10.0.0.5,labbox.local]")
+
+    @staticmethod
+    def annotator_names(annotators: Any) -> list[str]:
+        """``human.annotators`` as names: a list as given, a count N as annotator1..N."""
+        is_list = isinstance(annotators, (list, tuple)) or OmegaConf.is_list(annotators)
+        if isinstance(annotators, bool) or not (is_list or isinstance(annotators, int)):
+            raise ConfigError(f"human.annotators={annotators!r}: a list of names or a count",
+                              hint="e.g. human.annotators=[alice,bob] or human.annotators=2")
+        if isinstance(annotators, int):
+            if annotators < 1:
+                raise ConfigError(f"human.annotators={annotators}: must be >= 1")
+            return [f"annotator{i}" for i in range(1, annotators + 1)]
+        names = [str(a) for a in annotators]
+        if not names:
+            raise ConfigError("human.annotators=[]: name at least one annotator",
+                              hint="e.g. human.annotators=[alice,bob]")
+        return names
 
 
 @dataclass

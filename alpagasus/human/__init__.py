@@ -1,2 +1,4 @@
-"""The blind human study (stage=human): study items and labels (study.py), the local web
-server (server.py) and its one page (page.html)."""
+"""The blind human study (stage=human): study items, assignment and labels (study.py), secret
+links and the Host check (access.py), agreement statistics (agreement.py), the report's
+figures and files (summary.py), the local web server (server.py) and its two pages
+(page.html for annotators, status.html for the organiser). docs/human-study.md."""

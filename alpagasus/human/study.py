@@ -1,8 +1,14 @@
-"""The blind human study's core: the items shown, the labels stored, what they add up to.
+"""The blind human study's core: the items shown, who labels which, the labels stored.
 
 Blind: an item carries the two answers as "left" and "right" only; which arm is on the left
 is drawn per prompt from a seeded hash (so a reload, a resume or another annotator sees the
-same sides) and stored with every label. The prompts are shown in a seeded shuffle.
+same sides) and stored with every label. The prompts are in a seeded shuffle; each annotator
+sees their share in an order of their own (seeded by their name), so an order effect does
+not line up across annotators.
+
+Several annotators: every one labels every prompt, or (``overlap=N``) the first N prompts of
+the study's order go to everyone, where agreement is measured, and the rest are dealt out one
+annotator each.
 
 Labels go to SQLite the moment they are given (one row per study, prompt and annotator;
 relabelling updates it), so closing the page loses nothing. A label is stored both as what
@@ -15,7 +21,6 @@ import hashlib
 import random
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,10 +89,23 @@ class Study:
     def item(self, key: str) -> StudyItem | None:
         return next((it for it in self.items if it.key == key), None)
 
+    def assign(self, annotators: list[str], overlap: int | None = None,
+               seed: int = 0) -> dict[str, list[StudyItem]]:
+        """Each annotator's prompts, in the order their page shows them."""
+        shared = self.items if overlap is None else self.items[:overlap]
+        dealt = [] if overlap is None else self.items[overlap:]
+        out: dict[str, list[StudyItem]] = {}
+        for i, name in enumerate(annotators):
+            mine = list(shared) + dealt[i::len(annotators)]
+            random.Random(f"{seed}\0{self.key}\0{name}").shuffle(mine)
+            out[name] = mine
+        return out
+
 
 class LabelStore:
     """Labels in SQLite, committed as they are given. Safe to share between the server's
-    threads (one connection behind a lock)."""
+    threads (one connection behind a lock). Opened with alpagasus/sqlite_files.py, so studies
+    started at the same instant on a fresh root both open it."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -103,6 +121,11 @@ class LabelStore:
                 verdict TEXT NOT NULL,   -- win | tie | lose: arm A's result
                 created REAL NOT NULL, updated REAL NOT NULL,
                 PRIMARY KEY (study, item, annotator))""")
+        # An annotator's Finish (the server stops once every annotator has pressed it).
+        self._db.execute("""
+            CREATE TABLE IF NOT EXISTS finished (
+                study TEXT NOT NULL, annotator TEXT NOT NULL, at REAL NOT NULL,
+                PRIMARY KEY (study, annotator))""")
         self._db.commit()
 
     def put(self, study: Study, item: StudyItem, annotator: str, choice: str) -> None:
@@ -120,84 +143,34 @@ class LabelStore:
             self._db.commit()
 
     def labels(self, study: str, annotator: str) -> dict[str, dict[str, Any]]:
-        """item key -> {left_arm, choice, verdict, created, updated}."""
+        """item key -> {left_arm, choice, verdict, created, updated}: one annotator's."""
+        return self.all_labels(study).get(annotator, {})
+
+    def all_labels(self, study: str) -> dict[str, dict[str, dict[str, Any]]]:
+        """annotator -> item key -> {left_arm, choice, verdict, created, updated}."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT item, left_arm, choice, verdict, created, updated FROM labels "
-                "WHERE study = ? AND annotator = ? ORDER BY created", (study, annotator)).fetchall()
-        return {r[0]: {"left_arm": r[1], "choice": r[2], "verdict": r[3], "created": r[4],
-                       "updated": r[5]} for r in rows}
+                "SELECT annotator, item, left_arm, choice, verdict, created, updated FROM labels "
+                "WHERE study = ? ORDER BY created, annotator, item", (study,)).fetchall()
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for r in rows:
+            out.setdefault(r[0], {})[r[1]] = {"left_arm": r[2], "choice": r[3],
+                                              "verdict": r[4], "created": r[5],
+                                              "updated": r[6]}
+        return out
+
+    def finish(self, study: str, annotator: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO finished VALUES (?, ?, ?)",
+                             (study, annotator, time.time()))
+            self._db.commit()
+
+    def finished(self, study: str) -> set[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT annotator FROM finished WHERE study = ?",
+                                    (study,)).fetchall()
+        return {r[0] for r in rows}
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-# --- what the labels add up to ---------------------------------------------------------------
-
-
-def tally(verdicts: list[str]) -> dict[str, Any]:
-    """Human win/tie/lose for arm A and the paper's winning score, (win - lose) / n + 1."""
-    c = Counter(verdicts)
-    n = c["win"] + c["tie"] + c["lose"]
-    return {"win": c["win"], "tie": c["tie"], "lose": c["lose"], "n": n,
-            "winning_score": round((c["win"] - c["lose"]) / n + 1, 4) if n else None}
-
-
-def agreement(human: list[str], llm: list[str]) -> dict[str, Any]:
-    """Human vs LLM-judge verdicts on the same prompts: Cohen's kappa (sklearn), raw
-    agreement and the confusion matrix (rows: human, columns: LLM; win, tie, lose)."""
-    from sklearn.metrics import cohen_kappa_score, confusion_matrix
-
-    n = len(human)
-    out: dict[str, Any] = {"n": n, "kappa": None, "agreement": None,
-                           "labels": list(VERDICTS), "confusion": [[0] * 3 for _ in VERDICTS]}
-    if n == 0:
-        return out
-    out["confusion"] = confusion_matrix(human, llm, labels=list(VERDICTS)).tolist()
-    out["agreement"] = round(sum(h == m for h, m in zip(human, llm, strict=True)) / n, 4)
-    # Undefined when chance agreement is 1 (both raters used one and the same label).
-    if len(set(human) | set(llm)) > 1:
-        out["kappa"] = round(float(cohen_kappa_score(human, llm, labels=list(VERDICTS))), 4)
-    return out
-
-
-def summarize(study: Study, labels: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The study's result: human tally, and agreement with the LLM judge on the prompts
-    both judged (an LLM verdict without scores, "unparsed", is left out and counted)."""
-    labelled = [it for it in study.items if it.key in labels]
-    pairs = [(labels[it.key]["verdict"], it.llm_verdict) for it in labelled
-             if it.llm_verdict in VERDICTS]
-    left_a = sum(labels[it.key]["left_arm"] == "a" for it in labelled)
-    return {
-        "title": study.title, "study": study.key, "prompts": len(study.items),
-        "labelled": len(labelled), "human": tally([labels[it.key]["verdict"] for it in labelled]),
-        "llm_on_labelled": tally([it.llm_verdict for it in labelled]),
-        "llm_unparsed": len(labelled) - len(pairs),
-        "agreement": agreement([h for h, _ in pairs], [m for _, m in pairs]),
-        "a_shown_left": left_a,
-    }
-
-
-def format_summary(s: dict[str, Any]) -> str:
-    def score(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.3f}"
-
-    h, m, a = s["human"], s["llm_on_labelled"], s["agreement"]
-    kappa = "n/a" if a["kappa"] is None else f"{a['kappa']:.3f}"
-    raw = "n/a" if a["agreement"] is None else f"{a['agreement']:.0%}"
-    lines = [
-        f"Human study: {s['title']}".rstrip(": "), "",
-        f"{s['labelled']} of {s['prompts']} prompts labelled (A shown on the left in "
-        f"{s['a_shown_left']}).", "",
-        "| judge | win | tie | lose | N | winning score |", "|---|---:|---:|---:|---:|---:|",
-        f"| human | {h['win']} | {h['tie']} | {h['lose']} | {h['n']} | {score(h['winning_score'])} |",
-        f"| LLM judge (same prompts) | {m['win']} | {m['tie']} | {m['lose']} | {m['n']} "
-        f"| {score(m['winning_score'])} |", "",
-        f"Agreement with the LLM judge on {a['n']} prompts (LLM unparsed left out: "
-        f"{s['llm_unparsed']}): Cohen's kappa {kappa}, raw agreement {raw}.", "",
-        "| human \\ LLM | win | tie | lose |", "|---|---:|---:|---:|",
-    ]
-    lines += [f"| {label} | " + " | ".join(str(v) for v in row) + " |"
-              for label, row in zip(a["labels"], a["confusion"], strict=True)]
-    return "\n".join(lines)
