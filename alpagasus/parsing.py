@@ -53,10 +53,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from alpagasus.parsing_dimensions import NUMBER_GROUP as _DIM
-from alpagasus.parsing_dimensions import dimension_near, dimension_readings
+from alpagasus.parsing_dimensions import dimension_near, dimension_readings, names_a_dimension
 from alpagasus.parsing_labels import rewrite_pair_labels
 from alpagasus.parsing_languages import rewrite_languages, wide_to_ascii
 from alpagasus.parsing_numbers import AMBIGUOUS_END as _AMBIGUOUS_END
@@ -415,12 +415,12 @@ def _for_dimension(text: str, tiers: list[list[_Reading]], dimension: str
 
 
 
-def _revised(text: str, readings: list[_Reading], high: float
+def _revised(text: str, readings: list[_Reading], markers: list[tuple[int, int]]
              ) -> tuple[list[_Reading], list[_Reading]] | None:
     """(the readings before a revision, those after it), or None when the reply revises
     nothing. After it: the readings past the last marker and the numbers in its sentence."""
     first = min((r.start for r in readings), default=None)
-    markers = [mk for mk in revision_markers(text) if first is not None and mk[0] > first]
+    markers = [mk for mk in markers if first is not None and mk[0] > first]
     if not markers:
         return None
     last = markers[-1][1]
@@ -452,22 +452,26 @@ def parse_rating(reply: str, low: float = 0.0, high: float = 5.0, *,
     if lead is not None:
         m = _LEAD_LINE.fullmatch(lines[lead])
         lead_key = _reading(m).key(high) if m else None
-    tiers = list(_rating_tiers(text, _lower(text)))
-    if dimension is not None:
-        kept = _for_dimension(text, tiers, dimension.lower())
-        if kept is None:
-            return ParsedScore(None, "unparsed")
-        tiers = kept
-    revised = _revised(text, [r for tier in tiers for r in tier], high)
-    if revised is not None:
-        before, after = revised
-        found, key = _agreed(after, high)
-        if key is None:
-            return ParsedScore(None, "unparsed")  # revised, but to what is unclear
-        if revision == "final":
-            return _score(*key, low, high, min(after, key=lambda r: r.start), mapped)
-        if any(r.key(high) != key for r in before):
-            return ParsedScore(None, "unparsed")
+    tiers: Iterable[list[_Reading]] = _rating_tiers(text, _lower(text))
+    markers = revision_markers(text)
+    several = dimension is not None and names_a_dimension(text)
+    if markers or several:  # all tiers are needed (else only up to the first that reads)
+        tiers = list(tiers)
+        if several:
+            kept = _for_dimension(text, tiers, dimension.lower())  # type: ignore[union-attr]
+            if kept is None:
+                return ParsedScore(None, "unparsed")
+            tiers = kept
+        revised = _revised(text, [r for tier in tiers for r in tier], markers)
+        if revised is not None:
+            before, after = revised
+            found, key = _agreed(after, high)
+            if key is None:
+                return ParsedScore(None, "unparsed")  # revised, but to what is unclear
+            if revision == "final":
+                return _score(*key, low, high, min(after, key=lambda r: r.start), mapped)
+            if any(r.key(high) != key for r in before):
+                return ParsedScore(None, "unparsed")
     for readings in tiers:
         found, key = _agreed(readings, high)
         if not found:
@@ -571,9 +575,15 @@ def _pair_labels(text: str, low: str, lines: list[_Line]) -> dict[int, list[_Rea
 def _pair_line(line: _Line) -> tuple[_Reading, _Reading] | None:
     if len(line) > 120:  # two scores and a few words: an explanation line is no pair line
         return None
-    # The filler becomes spaces of its length, so the numbers keep their places.
-    m = _PAIR_LINE.fullmatch(_PAIR_FILLER.sub(lambda f: " " * len(f.group()), line))
-    return (_reading(m, at=line.at), _reading(m, 3, at=line.at)) if m else None
+    bare = MappedText.of(line).sub(_PAIR_FILLER, " ")  # keeps the numbers' places
+    if not (m := _PAIR_LINE.fullmatch(bare.text)):
+        return None
+
+    def placed(r: _Reading) -> _Reading:
+        start = line.at + bare.starts[r.start]
+        return replace(r, start=start, end=start + r.end - r.start)
+
+    return placed(_reading(m)), placed(_reading(m, 3))
 
 
 Pairs = list[tuple[_Reading, _Reading]]
@@ -596,13 +606,14 @@ def _pair_tiers(text: str, low: str, lines: list[_Line]) -> Iterator[Pairs]:
 
 
 def _pair_revised(text: str, labels: dict[int, list[_Reading]], tiers: list[Pairs],
-                  revision: str) -> tuple[dict[int, list[_Reading]], list[Pairs]] | None:
+                  markers: list[tuple[int, int]], revision: str
+                  ) -> tuple[dict[int, list[_Reading]], list[Pairs]] | None:
     """The labels and tiers to read after a revision (parsing_revisions), or None when the
     reply is unparsed: it revises to nothing readable. Under ``final`` a side labelled
     after the last marker takes that label, a pair declared after it takes both sides."""
     every = [r for rs in labels.values() for r in rs] + [a for tier in tiers for a, _ in tier]
     first = min((r.start for r in every), default=None)
-    markers = [mk for mk in revision_markers(text) if first is not None and mk[0] > first]
+    markers = [mk for mk in markers if first is not None and mk[0] > first]
     if not markers:
         return labels, tiers
     cut_before, cut_after = markers[0][0], markers[-1][1]
@@ -627,11 +638,13 @@ def parse_pair(reply: str, low: float = 1.0, high: float = 10.0, *,
     text = mapped.text
     lines = _lines(text)
     lowered = _lower(text)
-    revised = _pair_revised(text, _pair_labels(text, lowered, lines),
-                            list(_pair_tiers(text, lowered, lines)), revision)
-    if revised is None:
-        return ParsedPair(None, "unparsed")
-    labels, tiers = revised
+    labels = _pair_labels(text, lowered, lines)
+    tiers: Iterable[Pairs] = _pair_tiers(text, lowered, lines)  # read only when needed
+    if markers := revision_markers(text):
+        revised = _pair_revised(text, labels, list(tiers), markers, revision)
+        if revised is None:
+            return ParsedPair(None, "unparsed")
+        labels, tiers = revised
     label_keys = {side: _agreed(readings, high) for side, readings in labels.items()}
     if any(found and key is None for found, key in label_keys.values()):
         return ParsedPair(None, "unparsed")  # one assistant labelled with two scores

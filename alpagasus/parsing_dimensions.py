@@ -63,9 +63,18 @@ _FOR_BEFORE = re.compile(rf"(?:\b{_FOR}[ \t]+(?:(?:its|the|their|overall)[ \t]+)
 _CLAUSE_END = re.compile(r"[.;!?\n](?!\d)")
 
 
+_ANY_NAME = re.compile(_NAME.lower())  # matched in lowered text: a fast first test
+
+
+def names_a_dimension(text: str) -> bool:
+    return _ANY_NAME.search(text.lower()) is not None
+
+
 def dimension_readings(text: str) -> list[tuple[str, re.Match]]:
     """Every number labelled with a dimension: (dimension, match; see NUMBER_GROUP)."""
-    found = []
+    found: list[tuple[str, re.Match]] = []
+    if not names_a_dimension(text):
+        return found
     for m in _LABELLED.finditer(text):
         if clean_end(text, m.end()):
             found.append((_NAMES[re.sub(r"\s+", " ", m.group("dim").lower())], m))

@@ -20,13 +20,14 @@ import re
 from alpagasus.parsing_numbers import NUMFORM
 from alpagasus.parsing_text import MappedText, Replacement
 
-_NOUN = (r"(?i:assistant|response|answer|model|output|candidate|option|submission|reply"
+# Matched in the lowered text (fast); a letter counts only where the reply capitalizes it.
+_NOUN = (r"(?:assistant|response|answer|model|output|candidate|option|submission|reply"
          r"|asistente|assistente|assistent|respuesta|réponse|reponse|antwort|resposta|risposta"
          r"|ассистент|ответ)")
 _NAMED = re.compile(
-    rf"(?<![\w-]){_NOUN}[ \t_#-]*(?:(?P<n>[12])|(?P<paren>\()?(?P<l>[AB])(?(paren)\)))"
+    rf"(?<![\w-]){_NOUN}[ \t_#-]*(?:(?P<n>[12])|(?P<paren>\()?(?P<l>[ab])(?(paren)\)))"
     r"(?![\w]|\.\d)"
-    r"|(?:助手|回答|答案|アシスタント|回答|응답|어시스턴트)[ \t]*(?:(?P<cn>[12])|(?P<cl>[AB]))(?!\w)")
+    r"|(?:助手|回答|答案|アシスタント|응답|어시스턴트)[ \t]*(?:(?P<cn>[12])|(?P<cl>[ab]))(?!\w)")
 _ORDINAL = r"(?P<o>first|1st|former|second|2nd|latter)"
 _ORDINAL_NOUN = re.compile(
     rf"\b(?:the[ \t]+)?{_ORDINAL}[ \t]+(?:assistant|response|answer|one|model|output|reply"
@@ -72,12 +73,15 @@ def rewrite_pair_labels(text: MappedText) -> MappedText:
     low = text.text.lower()
 
     def named(m: re.Match) -> Replacement:
-        if m.group("n") and m.group(0)[:9].lower() == "assistant":
+        if m.group("n") and m.group(0).startswith("assistant"):
             return [m.span()]  # already the prompt's name
-        side = m.group("n") or m.group("l") or m.group("cn") or m.group("cl")
+        letter = m.group("l") or m.group("cl")
+        if letter and not text.text[m.start("l") if m.group("l") else m.start("cl")].isupper():
+            return [m.span()]  # "the response a user wants"
+        side = m.group("n") or letter or m.group("cn")
         return (" " if m.group("cn") or m.group("cl") else "") + _side(side)
 
-    text = text.sub(_NAMED, named)
+    text = text.sub(_NAMED, named, on=text.lower())
     if "first" in low or "second" in low or "former" in low or "latter" in low \
             or "1st" in low or "2nd" in low:
         text = text.sub(_ORDINAL_NOUN, lambda m: _side(m.group("o")))

@@ -78,7 +78,7 @@ def wide_to_ascii(text: MappedText) -> MappedText:
 
 def rewrite_languages(text: MappedText, decimal_comma: bool) -> MappedText:
     """Other languages' score labels as "Score:"/"Final score:", with their number."""
-    if text.text.isascii() and not _ASCII_HINT.search(text.text):
+    if text.text.isascii() and not _ASCII_HINT.search(text.text.lower()):
         return text  # all the labels but a few Latin ones hold a non-ASCII letter
 
     def labelled(m: re.Match) -> Replacement:
@@ -103,7 +103,7 @@ def rewrite_languages(text: MappedText, decimal_comma: bool) -> MappedText:
 
 
 # The ASCII-only labels: without one of these, an ASCII reply has nothing to rewrite.
-_ASCII_HINT = re.compile(r"(?i)\b(?:puntuacion|puntaje|calificacion|valoracion|nota|note"
-                         r"|evaluation|bewertung|punktzahl|wertung|punteggio|valutazione|voto"
-                         r"|pontuacao|avaliacao|beoordeling|cijfer|ocena|puan|gesamt|end"
-                         r"|eind|totaal|genel)")
+_ASCII_HINT = re.compile(r"\b(?:puntuacion|puntaje|calificacion|valoracion|nota|note"
+                         r"|evaluation finale|bewertung|punktzahl|wertung|punteggio|valutazione"
+                         r"|voto|pontuacao|avaliacao|beoordeling|cijfer|ocena|puan|gesamt"
+                         r"|endnote|endbewertung|eindscore|eindcijfer|totaalscore|genel)")

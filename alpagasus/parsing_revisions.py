@@ -14,32 +14,62 @@ from alpagasus.parsing_numbers import NUMFORM, clean_end
 
 REVISION_POLICIES = ("unparsed", "final")
 
-_VERB = (r"(?:revise|revised|revising|adjust|adjusted|adjusting|lower|lowered|lowering|raise"
-         r"|raised|raising|change|changed|changing|update|updated|updating|correct|corrected"
-         r"|correcting|amend|amended|bump|bumped|bumping|downgrade|downgraded|downgrading"
-         r"|upgrade|upgraded|upgrading|reduce|reduced|reducing|increase|increased|increasing"
-         r"|modify|modified|modifying)")
-_MARKER = re.compile(
-    r"\b(?:on|upon|after)[ \t]+(?:further[ \t]+|second[ \t]+|more[ \t]+|closer[ \t]+"
-    r"|careful[ \t]+)?(?:reflection|consideration|thought|thoughts|reconsideration|inspection"
-    r"|review)\b"
-    r"|\bsecond[ \t]+thoughts?\b|\bre-?consider(?:ing|ed|ation)?\b|\bre-?evaluat(?:e|ed|ing|ion)\b"
-    rf"|\b{_VERB}[ \t]+(?:(?:my|the|this|that|its)[ \t]+)?(?:(?:initial|original|previous"
-    r"|earlier|first)[ \t]+)?(?:score|rating|grade)\b"
-    rf"|\b{_VERB}[ \t]+(?:it|this)[ \t]+(?:to|down|up)\b"
-    r"|\b(?:revised|adjusted|updated|corrected|amended|new|changed)[ \t]+(?:score|rating|grade)\b"
-    r"|\bcorrection[ \t]*:|\bscratch[ \t]+that\b|\bI[ \t]+take[ \t]+(?:that|it)[ \t]+back\b"
-    r"|\bI[ \t]+stand[ \t]+corrected\b|\bI[ \t]+was[ \t]+too[ \t]+(?:harsh|generous|lenient"
-    r"|strict)\b|(?:^|[.!?][ \t]+)(?:wait|hmm+)\b[,.!:]?"
-    r"|\bactually,?[ \t]+(?=I\b|I'|let\b|my[ \t]+score|the[ \t]+score|it[ \t]+should|an?[ \t]+\d|\d)",
-    re.IGNORECASE | re.MULTILINE)
+_VERBS = ("revise", "revised", "revising", "adjust", "adjusted", "adjusting", "lower", "lowered",
+          "lowering", "raise", "raised", "raising", "change", "changed", "changing", "update",
+          "updated", "updating", "correct", "corrected", "correcting", "amend", "amended",
+          "bump", "bumped", "bumping", "downgrade", "downgraded", "downgrading", "upgrade",
+          "upgraded", "upgrading", "reduce", "reduced", "reducing", "increase", "increased",
+          "increasing", "modify", "modified", "modifying", "new")
+_F = re.IGNORECASE | re.MULTILINE
+_SCORE_OBJECT = re.compile(
+    r"(?:" + "|".join(_VERBS) + r")[ \t]+(?:(?:(?:my|the|this|that|its)[ \t]+)?(?:(?:initial|original|previous"
+    r"|earlier|first)[ \t]+)?(?:score|rating|grade)\b|(?:it|this)[ \t]+(?:to|down|up)\b)", _F)
+# Each marker is found from a keyword (a substring test, then a match there): parsing 52k
+# replies must stay fast, and most hold none of these words.
+_KEYWORDS: list[tuple[str, re.Pattern, re.Pattern | None]] = [
+    (word, re.compile(r"(?:reflection|consideration|reconsideration|thoughts?|inspection"
+                      r"|review)\b", _F),
+     re.compile(r"\b(?:on|upon|after)[ \t]+(?:(?:further|second|more|closer|careful)[ \t]+)?$"
+                r"|\bsecond[ \t]+$", _F))
+    for word in ("reflection", "consideration", "thought", "inspection", "review")
+] + [
+    (word, re.compile(r"re-?(?:consider|evaluat)", _F), None)
+    for word in ("reconsider", "re-consider", "reevaluat", "re-evaluat")
+] + [
+    (verb, _SCORE_OBJECT, None) for verb in _VERBS
+] + [
+    ("correction", re.compile(r"correction[ \t]*:", _F), None),
+    ("scratch", re.compile(r"scratch[ \t]+that\b", _F), None),
+    ("take", re.compile(r"take[ \t]+(?:that|it)[ \t]+back\b", _F), re.compile(r"\bI[ \t]+$", _F)),
+    ("stand", re.compile(r"stand[ \t]+corrected\b", _F), None),
+    ("too", re.compile(r"too[ \t]+(?:harsh|generous|lenient|strict)\b", _F),
+     re.compile(r"\b(?:I[ \t]+was|I'?ve[ \t]+been|that[ \t]+(?:was|is|seems))[ \t]+$", _F)),
+    ("wait", re.compile(r"wait\b", _F), re.compile(r"(?:^|[.!?][ \t]+)$", _F)),
+    ("hmm", re.compile(r"hmm+\b", _F), re.compile(r"(?:^|[.!?][ \t]+)$", _F)),
+    ("actually", re.compile(r"actually,?[ \t]+(?=I\b|I'|let\b|my[ \t]+score|the[ \t]+score"
+                            r"|it[ \t]+should|an?[ \t]+\d|\d)", _F), None),
+]
 _SENTENCE_END = re.compile(r"\.(?!\d)|[!?;\n]")
 _NUMBER = re.compile(NUMFORM, re.IGNORECASE)
 
 
+_BY_KEYWORD = {word: (pattern, before) for word, pattern, before in _KEYWORDS}
+_ANY_KEYWORD = re.compile("|".join(sorted(_BY_KEYWORD, key=len, reverse=True)))
+
+
 def revision_markers(text: str) -> list[tuple[int, int]]:
-    """Where the reply says it changes its score (start, end of each marker)."""
-    return [m.span() for m in _MARKER.finditer(text)]
+    """Where the reply says it changes its score (start, end of each marker), in order."""
+    low = text.lower()
+    if len(low) != len(text):
+        low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    found = []
+    for k in _ANY_KEYWORD.finditer(low):  # case-sensitive in the lowered text: fast
+        i = k.start()
+        pattern, before = _BY_KEYWORD[k.group()]
+        if (i == 0 or not low[i - 1].isalpha()) and (m := pattern.match(text, i)) and \
+                (before is None or before.search(text[max(0, i - 30):i])):
+            found.append(m.span())
+    return found
 
 
 def revised_numbers(text: str, start: int) -> list[re.Match]:

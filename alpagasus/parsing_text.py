@@ -35,12 +35,21 @@ class MappedText:
     def _at(self, i: int) -> int:
         return self.starts[i] if i < len(self.starts) else self.size
 
-    def sub(self, pattern: re.Pattern,
-            repl: str | Callable[[re.Match], Replacement]) -> MappedText:
-        """``pattern.sub`` that keeps the map; the text itself is left unchanged."""
+    def lower(self) -> str:
+        """``text.lower()`` with the same indices (a few characters lower to two)."""
+        low = self.text.lower()
+        if len(low) == len(self.text):
+            return low
+        return "".join(c.lower() if len(c.lower()) == 1 else c for c in self.text)
+
+    def sub(self, pattern: re.Pattern, repl: str | Callable[[re.Match], Replacement],
+            on: str | None = None) -> MappedText:
+        """``pattern.sub`` that keeps the map; the text itself is left unchanged. ``on``:
+        the text to match in, of the same length (``lower()``: a case-sensitive pattern
+        scans several times faster than an IGNORECASE one)."""
         text, starts, ends = [], [], []
         last = 0
-        for m in pattern.finditer(self.text):
+        for m in pattern.finditer(self.text if on is None else on):
             a, b = m.span()
             text.append(self.text[last:a])
             starts += self.starts[last:a]

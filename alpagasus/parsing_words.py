@@ -21,7 +21,7 @@ _NUMBER_WORDS = re.compile(
     rf"(?<![\w-])(?:(?P<word>{_WORD})|(?P<digits>\d+)(?=[ \t]+and[ \t]+(?:a|one)[ \t]+half\b))"
     rf"(?:(?P<point>[ \t]+point[ \t]+(?P<decimal>{_DIGIT_WORD}))"
     rf"|(?P<half>{_GAP}and{_GAP}(?:a|one){_GAP}half))?"
-    rf"(?![\w]|-[A-Za-z])", re.IGNORECASE)
+    rf"(?![\w]|-[a-z])")  # matched in the lowered text
 # Where a bare "one" is a score: right after a label or a scoring phrase, or before a scale.
 _ONE_BEFORE = re.compile(
     r"(?:[:=]|\b(?:score|rating|grade)[ \t]+(?:of|is|would[ \t]+be)|\b(?:rate|rated|give|assign"
@@ -36,17 +36,17 @@ _PRONOUN_BEFORE = re.compile(r"\b(?:this|that|the|each|which|any|every|no|other|
 
 def rewrite_number_words(text: MappedText) -> MappedText:
     def digits(m: re.Match) -> Replacement:
-        word = (m.group("word") or "").lower()
+        word = m.group("word") or ""
         if word == "one" and not (m.group("point") or m.group("half")):
-            before = m.string[max(0, m.start() - 40):m.start()]
-            scale = _ONE_AFTER.match(m.string, m.end())
-            scored = _ONE_BEFORE.search(before) and _ONE_ENDS.match(m.string, m.end()) \
+            before = text.text[max(0, m.start() - 40):m.start()]
+            scale = _ONE_AFTER.match(text.text, m.end())
+            scored = _ONE_BEFORE.search(before) and _ONE_ENDS.match(text.text, m.end()) \
                 and not _PRONOUN_BEFORE.search(before)
             if not (scale or scored):
                 return [m.span()]
         whole = _UNITS[word] if word else m.group("digits")
         if m.group("point"):
-            return f"{whole}.{_UNITS[m.group('decimal').lower()]}"
+            return f"{whole}.{_UNITS[m.group('decimal')]}"
         return f"{whole}.5" if m.group("half") else whole
 
-    return text.sub(_NUMBER_WORDS, digits)
+    return text.sub(_NUMBER_WORDS, digits, on=text.lower())
