@@ -198,7 +198,7 @@ _SCALE_PHRASES = [
         rf"(?:score|rating)?{_SP}(?:of|is|:|=)?{_SP}{_NUM}", re.I, anchored=False),
     # bare "0-5", "1 to 10", "(0–10)": the scales judges name. The digit comes first so
     # that the regex engine can skip to candidate positions.
-    _Rx("- – — to", rf"[01](?<![\w.\-/][01])(?:\.0)?{_SP}(?:-|–|—|to){_SP}{_SCALE_TOP}"
+    _Rx("- – — to", rf"[01](?<![\w.\-/][01])(?<!assistant [01])(?:\.0)?{_SP}(?:-|–|—|to){_SP}{_SCALE_TOP}"
         rf"(?![\w.%]|/\d)", re.I, anchored=False),
 ]
 # "out of 5" / "/10" is a score form after a number ("4 out of 5") and a scale mention

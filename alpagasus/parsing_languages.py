@@ -16,7 +16,7 @@ from alpagasus.parsing_text import MappedText, Replacement
 
 # Full-width forms (CJK input methods) -> ASCII: digits, colon, point, slash, brackets, space.
 _WIDE = {0xFF10 + d: str(d) for d in range(10)}
-_WIDE.update({0xFF1A: ":", 0xFF0E: ".", 0xFF0F: "/", 0xFF08: "(", 0xFF09: ")", 0xFF0C: ",",
+_WIDE.update({0xFF0E: ".", 0xFF0F: "/", 0xFF08: "(", 0xFF09: ")", 0xFF0C: ",",
               0x3000: " ", 0xFF1D: "="})
 
 # Labels of a final or overall score, then of a score, per language (es fr de it pt nl ru pl
@@ -72,8 +72,14 @@ _CJK_SCALE = re.compile(r"[(（]?[ \t]*(?:满分[ \t]*\d+(?:\.\d+)?[ \t]*分?|\d
                         r"[ \t]*[)）]?")
 
 
+_WIDE_COLON = re.compile("：")
+
+
 def wide_to_ascii(text: MappedText) -> MappedText:
-    return text if text.text.isascii() else text.translate(_WIDE)
+    if text.text.isascii():
+        return text
+    # "1：8" is a label and its score, where "1:8" would be a time
+    return text.translate(_WIDE).sub(_WIDE_COLON, ": ")
 
 
 def rewrite_languages(text: MappedText, decimal_comma: bool) -> MappedText:

@@ -24,10 +24,10 @@ _NUMBER_WORDS = re.compile(
     rf"(?![\w]|-[a-z])")  # matched in the lowered text
 # Where a bare "one" is a score: right after a label or a scoring phrase, or before a scale.
 _ONE_BEFORE = re.compile(
-    r"(?:[:=]|\b(?:score|rating|grade)[ \t]+(?:of|is|would[ \t]+be)|\b(?:rate|rated|give|assign"
+    r"(?:^[ \t]*|[:=]|\b(?:score|rating|grade)[ \t]+(?:of|is|would[ \t]+be)|\b(?:rate|rated|give|assign"
     r"|deserves?|earns?|merits?|receives?)[ \t]+(?:(?:it|this|this[ \t]+response|the"
     r"[ \t]+response)[ \t]+)?(?:(?:a|an|as)[ \t]+)?(?:(?:score|rating)[ \t]+of[ \t]+)?)[ \t]*$",
-    re.IGNORECASE)
+    re.IGNORECASE | re.MULTILINE)
 _ONE_AFTER = re.compile(r"[ \t]*(?:/[ \t]*\d|out[ \t]+of\b)", re.IGNORECASE)
 _ONE_ENDS = re.compile(r"[ \t]*(?:$|[.,;!)\n])")
 _PRONOUN_BEFORE = re.compile(r"\b(?:this|that|the|each|which|any|every|no|other|another|only"

@@ -34,7 +34,7 @@ from alpagasus.parsing import ParsedPair, ParsedScore
 _V3_NUMBER = r"(-?\d+(?:\.\d+)?)"
 
 
-def v3_parse_rating(reply: str, low: float = 0.0, high: float = 5.0) -> ParsedScore:
+def v3_parse_rating(reply: str, low: float = 0.0, high: float = 5.0, **_: object) -> ParsedScore:
     text = reply.strip()
     if not text:
         return ParsedScore(None, "unparsed")
@@ -60,7 +60,7 @@ def _v3_in_range(value: float, low: float, high: float) -> ParsedScore:
     return ParsedScore(value, "ok") if low <= value <= high else ParsedScore(None, "out_of_range")
 
 
-def v3_parse_pair(reply: str, low: float = 1.0, high: float = 10.0) -> ParsedPair:
+def v3_parse_pair(reply: str, low: float = 1.0, high: float = 10.0, **_: object) -> ParsedPair:
     first = next((ln for ln in reply.strip().splitlines() if ln.strip()), "")
     numbers = [float(n) for n in re.findall(r"\d+(?:\.\d+)?", re.sub(r"/\s*10", " ", first))]
     if len(numbers) != 2:

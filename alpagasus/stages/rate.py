@@ -65,7 +65,8 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
     judge_cfg = arm.judge
     template = rating_prompt(arm.prompt)
     config = {"judge": judge_identity(judge_cfg), "prompt": template.name,
-              "prompt_hash": template.hash, "parser_version": PARSER_VERSION}
+              "prompt_hash": template.hash, "parser_version": PARSER_VERSION,
+              "revision_policy": str(judge_cfg.revision_policy)}
     if cfg.rate.import_path:
         import_ratings(Path(cfg.rate.import_path).expanduser(), template, judge_cfg,
                        cfg.paths.judge_cache, cfg.paths.judge_cache_journal)
@@ -88,7 +89,9 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
         rows = []
         for index, pos in enumerate(order):
             reply = replies[pos]
-            parsed = parse_rating(reply.text) if reply.status == "ok" else None
+            parsed = parse_rating(reply.text, dimension=template.criterion,
+                                  revision=str(judge_cfg.revision_policy)) \
+                if reply.status == "ok" else None
             rows.append({
                 "index": index,
                 "score": parsed.score if parsed else None,
