@@ -47,24 +47,35 @@ items", "2 of the 3"), a range ("4-5", "4 to 5"), an alternative ("4 or 5") or a
 rate it a 4", "I'd give it a 4"), not as what the rated answer did ("the response rates
 the movie 4", "it gives it a 4"). A number glued to a word ("GPT-4", "5th", "v3"), a
 percentage, a time, an id ("#3") or a fraction's denominator is never read.
+
+Before any of this, the reply is rewritten into these forms, each by its own module:
+other languages' labels ("Puntuación: 4,5" -> "Score: 4.5", parsing_languages), number
+words ("four and a half" -> "4.5", parsing_words) and, for pairs, the answers' other names
+("Response A", "the second", "8 for both", parsing_labels). A reply scoring several
+dimensions is read by the asked one's label (``dimension``, parsing_dimensions); a reply that
+revises its score is unparsed, or read by its final score under ``revision="final"``
+(parsing_revisions). The result carries the score's place in the reply (``span``, through
+parsing_text's map). docs/parsing.md lists what is read and what is left unparsed.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from alpagasus.parsing_dimensions import NUMBER_GROUP as _DIM
-from alpagasus.parsing_dimensions import dimension_near, dimension_readings, names_a_dimension
+from alpagasus.parsing_dimensions import for_dimension, names_a_dimension
 from alpagasus.parsing_labels import rewrite_pair_labels
 from alpagasus.parsing_languages import rewrite_languages, wide_to_ascii
 from alpagasus.parsing_numbers import AMBIGUOUS_END as _AMBIGUOUS_END
 from alpagasus.parsing_numbers import NUM as _NUM
 from alpagasus.parsing_numbers import NUMFORM as _NUMFORM
 from alpagasus.parsing_numbers import SP as _SP
+from alpagasus.parsing_numbers import Reading as _Reading
+from alpagasus.parsing_numbers import agreed as _agreed
 from alpagasus.parsing_numbers import clean_end as _clean_end
-from alpagasus.parsing_revisions import revised_numbers, revision_markers
+from alpagasus.parsing_numbers import reading as _reading
+from alpagasus.parsing_revisions import pair_revised, revised, revision_markers
 from alpagasus.parsing_text import MappedText, Replacement
 from alpagasus.parsing_words import rewrite_number_words
 
@@ -97,32 +108,6 @@ class ParsedPair:
 
 _F = re.IGNORECASE | re.MULTILINE
 _SCALES = (5.0, 10.0)  # denominators that make "N/D" a score form in prose
-
-
-@dataclass(frozen=True)
-class _Reading:
-    value: float
-    scale: float | None  # the denominator written with it ("/5", "out of 10"), if any
-    start: int = field(default=-1, compare=False)  # the number's place in the normalized text
-    end: int = field(default=-1, compare=False)
-
-    def key(self, high: float) -> tuple[float, bool]:
-        """What two readings must share to agree: the value and whether it is on the scale."""
-        return self.value, self.scale is None or self.scale == high
-
-
-def _reading(m: re.Match, group: int = 1, at: int = 0) -> _Reading:
-    scale = m.group(group + 1)
-    return _Reading(float(m.group(group)), float(scale) if scale is not None else None,
-                    m.start(group) + at, m.end(group) + at)
-
-
-def _agreed(readings: Iterable[_Reading], high: float) -> tuple[bool, tuple[float, bool] | None]:
-    """(any reading, the one key they all share or None when they disagree)."""
-    keys = {r.key(high) for r in readings}
-    if not keys:
-        return False, None
-    return True, keys.pop() if len(keys) == 1 else None
 
 
 class _Rx:
@@ -397,38 +382,6 @@ def _rating_tiers(text: str, low: str) -> Iterator[list[_Reading]]:
     yield [_reading(start, at=lines[0].at)] if start else []
 
 
-def _for_dimension(text: str, tiers: list[list[_Reading]], dimension: str
-                   ) -> list[list[_Reading]] | None:
-    """The tiers without the readings of other dimensions than the asked one; the asked
-    one's labels join the top tier. None when several dimensions are scored and the asked
-    one is not among them (parsing_dimensions)."""
-    labelled = dimension_readings(text)
-    others = {m.start(_DIM) for dim, m in labelled if dim != dimension}
-    tiers = [[r for r in tier if r.start not in others and
-              dimension_near(text, r.start, r.end) in (None, dimension)] for tier in tiers]
-    if len({dim for dim, _ in labelled}) >= 2:
-        asked = [_reading(m, _DIM) for dim, m in labelled if dim == dimension]
-        if not asked:
-            return None
-        tiers[0] = tiers[0] + asked
-    return tiers
-
-
-
-def _revised(text: str, readings: list[_Reading], markers: list[tuple[int, int]]
-             ) -> tuple[list[_Reading], list[_Reading]] | None:
-    """(the readings before a revision, those after it), or None when the reply revises
-    nothing. After it: the readings past the last marker and the numbers in its sentence."""
-    first = min((r.start for r in readings), default=None)
-    markers = [mk for mk in markers if first is not None and mk[0] > first]
-    if not markers:
-        return None
-    last = markers[-1][1]
-    after = [r for r in readings if r.start >= last]
-    after += [_reading(m) for m in revised_numbers(text, last)]
-    return [r for r in readings if r.start < markers[0][0]], after
-
-
 def _score(value: float, on_scale: bool, low: float, high: float, at: _Reading,
            text: MappedText) -> ParsedScore:
     span = text.span(at.start, at.end)
@@ -458,13 +411,13 @@ def parse_rating(reply: str, low: float = 0.0, high: float = 5.0, *,
     if markers or several:  # all tiers are needed (else only up to the first that reads)
         tiers = list(tiers)
         if several:
-            kept = _for_dimension(text, tiers, dimension.lower())  # type: ignore[union-attr]
+            kept = for_dimension(text, tiers, dimension.lower())  # type: ignore[union-attr]
             if kept is None:
                 return ParsedScore(None, "unparsed")
             tiers = kept
-        revised = _revised(text, [r for tier in tiers for r in tier], markers)
-        if revised is not None:
-            before, after = revised
+        found_revision = revised(text, [r for tier in tiers for r in tier], markers)
+        if found_revision is not None:
+            before, after = found_revision
             found, key = _agreed(after, high)
             if key is None:
                 return ParsedScore(None, "unparsed")  # revised, but to what is unclear
@@ -605,31 +558,6 @@ def _pair_tiers(text: str, low: str, lines: list[_Line]) -> Iterator[Pairs]:
     yield [(_reading(start, at=lines[0].at), _reading(start, 3, at=lines[0].at))] if start else []
 
 
-def _pair_revised(text: str, labels: dict[int, list[_Reading]], tiers: list[Pairs],
-                  markers: list[tuple[int, int]], revision: str
-                  ) -> tuple[dict[int, list[_Reading]], list[Pairs]] | None:
-    """The labels and tiers to read after a revision (parsing_revisions), or None when the
-    reply is unparsed: it revises to nothing readable. Under ``final`` a side labelled
-    after the last marker takes that label, a pair declared after it takes both sides."""
-    every = [r for rs in labels.values() for r in rs] + [a for tier in tiers for a, _ in tier]
-    first = min((r.start for r in every), default=None)
-    markers = [mk for mk in markers if first is not None and mk[0] > first]
-    if not markers:
-        return labels, tiers
-    cut_before, cut_after = markers[0][0], markers[-1][1]
-    late = {side: [r for r in rs if r.start >= cut_after] for side, rs in labels.items()}
-    late_pairs = [p for tier in tiers for p in tier if p[0].start >= cut_after]
-    if not (late[1] or late[2] or late_pairs):
-        return None
-    if revision != "final":
-        return labels, tiers  # every reading must agree, as without a revision
-    if late_pairs:
-        return late, [late_pairs]
-    early = {side: [r for r in rs if r.start < cut_before] for side, rs in labels.items()}
-    return ({side: late[side] or early[side] for side in labels},
-            [[p for p in tier if p[0].start < cut_before] for tier in tiers])
-
-
 def parse_pair(reply: str, low: float = 1.0, high: float = 10.0, *,
                revision: str = "unparsed") -> ParsedPair:
     """Read the scores of Assistant 1 and Assistant 2 (see the module docstring);
@@ -641,10 +569,10 @@ def parse_pair(reply: str, low: float = 1.0, high: float = 10.0, *,
     labels = _pair_labels(text, lowered, lines)
     tiers: Iterable[Pairs] = _pair_tiers(text, lowered, lines)  # read only when needed
     if markers := revision_markers(text):
-        revised = _pair_revised(text, labels, list(tiers), markers, revision)
-        if revised is None:
+        found_revision = pair_revised(text, labels, list(tiers), markers, revision)
+        if found_revision is None:
             return ParsedPair(None, "unparsed")
-        labels, tiers = revised
+        labels, tiers = found_revision
     label_keys = {side: _agreed(readings, high) for side, readings in labels.items()}
     if any(found and key is None for found, key in label_keys.values()):
         return ParsedPair(None, "unparsed")  # one assistant labelled with two scores

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from alpagasus.parsing_numbers import NUMFORM, clean_end
+from alpagasus.parsing_numbers import NUMFORM, Reading, clean_end, reading
 
 # dimension -> how judges write it (English, and the paper's two criteria in a few languages)
 DIMENSIONS: dict[str, tuple[str, ...]] = {
@@ -91,3 +91,20 @@ def dimension_near(text: str, start: int, end: int) -> str | None:
     for m in _FOR_BEFORE.finditer(text, clause, start):
         named = _NAMES[re.sub(r"\s+", " ", m.group("dim").lower())]
     return named
+
+
+def for_dimension(text: str, tiers: list[list[Reading]], dimension: str
+                   ) -> list[list[Reading]] | None:
+    """The tiers without the readings of other dimensions than the asked one; the asked
+    one's labels join the top tier. None when several dimensions are scored and the asked
+    one is not among them."""
+    labelled = dimension_readings(text)
+    others = {m.start(NUMBER_GROUP) for dim, m in labelled if dim != dimension}
+    tiers = [[r for r in tier if r.start not in others and
+              dimension_near(text, r.start, r.end) in (None, dimension)] for tier in tiers]
+    if len({dim for dim, _ in labelled}) >= 2:
+        asked = [reading(m, NUMBER_GROUP) for dim, m in labelled if dim == dimension]
+        if not asked:
+            return None
+        tiers[0] = tiers[0] + asked
+    return tiers

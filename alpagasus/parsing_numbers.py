@@ -7,6 +7,8 @@ glued to a word, a range or a list is refused the same way everywhere.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 SP = r"[ \t]*"
 # A number on its own: not glued to a word ("5th", "GPT-4", "v3"), not a decimal's tail, a
@@ -41,3 +43,29 @@ def clean_end(text: str, end: int) -> bool:
         if line.count("(") <= line.count(")"):
             return False  # "1) ..." is a list marker, "(score: 4)" is not
     return bool(CLEAN_END.match(rest))
+
+
+@dataclass(frozen=True)
+class Reading:
+    value: float
+    scale: float | None  # the denominator written with it ("/5", "out of 10"), if any
+    start: int = field(default=-1, compare=False)  # the number's place in the normalized text
+    end: int = field(default=-1, compare=False)
+
+    def key(self, high: float) -> tuple[float, bool]:
+        """What two readings must share to agree: the value and whether it is on the scale."""
+        return self.value, self.scale is None or self.scale == high
+
+
+def reading(m: re.Match, group: int = 1, at: int = 0) -> Reading:
+    scale = m.group(group + 1)
+    return Reading(float(m.group(group)), float(scale) if scale is not None else None,
+                    m.start(group) + at, m.end(group) + at)
+
+
+def agreed(readings: Iterable[Reading], high: float) -> tuple[bool, tuple[float, bool] | None]:
+    """(any reading, the one key they all share or None when they disagree)."""
+    keys = {r.key(high) for r in readings}
+    if not keys:
+        return False, None
+    return True, keys.pop() if len(keys) == 1 else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from alpagasus.parsing_numbers import NUMFORM, clean_end
+from alpagasus.parsing_numbers import NUMFORM, Reading, clean_end, reading
 
 REVISION_POLICIES = ("unparsed", "final")
 
@@ -78,3 +78,42 @@ def revised_numbers(text: str, start: int) -> list[re.Match]:
     end = _SENTENCE_END.search(text, start)
     stop = end.start() if end else len(text)
     return [m for m in _NUMBER.finditer(text, start, stop) if clean_end(text, m.end())]
+
+
+def revised(text: str, readings: list[Reading], markers: list[tuple[int, int]]
+             ) -> tuple[list[Reading], list[Reading]] | None:
+    """(the readings before a revision, those after it), or None when the reply revises
+    nothing. After it: the readings past the last marker and the numbers in its sentence."""
+    first = min((r.start for r in readings), default=None)
+    markers = [mk for mk in markers if first is not None and mk[0] > first]
+    if not markers:
+        return None
+    last = markers[-1][1]
+    after = [r for r in readings if r.start >= last]
+    after += [reading(m) for m in revised_numbers(text, last)]
+    return [r for r in readings if r.start < markers[0][0]], after
+
+
+def pair_revised(text: str, labels: dict[int, list[Reading]], tiers: list[list[tuple[Reading, Reading]]],
+                  markers: list[tuple[int, int]], revision: str
+                  ) -> tuple[dict[int, list[Reading]], list[list[tuple[Reading, Reading]]]] | None:
+    """The labels and tiers to read after a revision (parsing_revisions), or None when the
+    reply is unparsed: it revises to nothing readable. Under ``final`` a side labelled
+    after the last marker takes that label, a pair declared after it takes both sides."""
+    every = [r for rs in labels.values() for r in rs] + [a for tier in tiers for a, _ in tier]
+    first = min((r.start for r in every), default=None)
+    markers = [mk for mk in markers if first is not None and mk[0] > first]
+    if not markers:
+        return labels, tiers
+    cut_before, cut_after = markers[0][0], markers[-1][1]
+    late = {side: [r for r in rs if r.start >= cut_after] for side, rs in labels.items()}
+    late_pairs = [p for tier in tiers for p in tier if p[0].start >= cut_after]
+    if not (late[1] or late[2] or late_pairs):
+        return None
+    if revision != "final":
+        return labels, tiers  # every reading must agree, as without a revision
+    if late_pairs:
+        return late, [late_pairs]
+    early = {side: [r for r in rs if r.start < cut_before] for side, rs in labels.items()}
+    return ({side: late[side] or early[side] for side in labels},
+            [[p for p in tier if p[0].start < cut_before] for tier in tiers])
