@@ -60,6 +60,13 @@ class ScoreMode(Mode):
     logits = "logits"  # local judge: read the score off the digits' next-token distribution
 
 
+class RevisionPolicy(Mode):
+    """What a judge reply that states a score and then revises it gives (parsing_revisions)."""
+
+    unparsed = "unparsed"  # counted and listed with the other unparsed replies
+    final = "final"  # the score after the last revision
+
+
 class RateMode(Mode):
     online = "online"  # concurrent requests
     batch = "batch"  # the provider's batch API (half price, up to 24 h)
@@ -176,6 +183,9 @@ class JudgeConfig:
     # local backend: read the score off the next-token distribution of the digits
     # ("logits") instead of parsing generated text ("text").
     score_mode: ScoreMode = ScoreMode.text
+    # A reply that revises its score ("Score: 4 ... on reflection, 3"): unparsed, or its
+    # final score. Parsing only: replies are reused, the rate/judge artifacts are rebuilt.
+    revision_policy: RevisionPolicy = RevisionPolicy.unparsed
     batch_size: int = 8  # local backend only
     concurrency: int = 16
     requests_per_minute: int | None = None

@@ -47,92 +47,67 @@ items", "2 of the 3"), a range ("4-5", "4 to 5"), an alternative ("4 or 5") or a
 rate it a 4", "I'd give it a 4"), not as what the rated answer did ("the response rates
 the movie 4", "it gives it a 4"). A number glued to a word ("GPT-4", "5th", "v3"), a
 percentage, a time, an id ("#3") or a fraction's denominator is never read.
+
+Before any of this, the reply is rewritten into these forms, each by its own module:
+other languages' labels ("Puntuación: 4,5" -> "Score: 4.5", parsing_languages), number
+words ("four and a half" -> "4.5", parsing_words) and, for pairs, the answers' other names
+("Response A", "the second", "8 for both", parsing_labels). A reply scoring several
+dimensions is read by the asked one's label (``dimension``, parsing_dimensions); a reply that
+revises its score is unparsed, or read by its final score under ``revision="final"``
+(parsing_revisions). The result carries the score's place in the reply (``span``, through
+parsing_text's map). docs/parsing.md lists what is read and what is left unparsed.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from alpagasus.parsing_dimensions import for_dimension, names_a_dimension
+from alpagasus.parsing_labels import rewrite_pair_labels
+from alpagasus.parsing_languages import rewrite_languages, wide_to_ascii
+from alpagasus.parsing_numbers import AMBIGUOUS_END as _AMBIGUOUS_END
+from alpagasus.parsing_numbers import NUM as _NUM
+from alpagasus.parsing_numbers import NUMFORM as _NUMFORM
+from alpagasus.parsing_numbers import SP as _SP
+from alpagasus.parsing_numbers import Reading as _Reading
+from alpagasus.parsing_numbers import agreed as _agreed
+from alpagasus.parsing_numbers import clean_end as _clean_end
+from alpagasus.parsing_numbers import reading as _reading
+from alpagasus.parsing_revisions import pair_revised, revised, revision_markers
+from alpagasus.parsing_text import MappedText, Replacement
+from alpagasus.parsing_words import rewrite_number_words
 
 # Bumped whenever a change here can change a score: it enters the rate/judge artifact keys,
 # so after a parser change `rate.reparse=true` and the judge stage build new artifacts from
 # the stored replies. v4: tiered readings (labels, scale mentions, conflicts -> unparsed).
-PARSER_VERSION = 4
+# v5: other names for the pair's answers, one score for both, number words, other languages'
+# labels, several dimensions, revised scores, spans.
+PARSER_VERSION = 5
+
+
+Span = tuple[int, int]  # character offsets in the reply: reply[start:end] is the score
 
 
 @dataclass(frozen=True)
 class ParsedScore:
     score: float | None
     status: str  # ok | unparsed | out_of_range
+    span: Span | None = None  # where the score was read (for ok and out_of_range)
 
 
 @dataclass(frozen=True)
 class ParsedPair:
     scores: tuple[float, float] | None
     status: str  # ok | unparsed | out_of_range
+    spans: tuple[Span, Span] | None = None
 
 
 # --- numbers -------------------------------------------------------------------------------
 
 _F = re.IGNORECASE | re.MULTILINE
-_SP = r"[ \t]*"
-# A number on its own: not glued to a word ("5th", "GPT-4", "v3"), not a decimal's tail, a
-# fraction's denominator ("3/4"), an id ("#3"), money, a time ("10:30"), a percentage. The
-# minus sign counts only when attached ("-1" is negative; "- 4.5" is a bullet).
-_NUM = (r"(?<![\w.$€£#/])(?<![A-Za-z]-)(?<!\d:)(-?\d+(?:\.\d+)?)"
-        r"(?![\w%]|\.\d|:\d)")
-# A score with its scale: "4/5", "4.5 / 5.0", "4 out of 5", "8 (out of 10)".
-_NUMFORM = _NUM + (rf"(?:{_SP}\(?{_SP}(?:/|out{_SP}of\b){_SP}(\d+(?:\.\d+)?)(?![\w%]|\.\d)"
-                   rf"(?:{_SP}\))?)?")
 _SCALES = (5.0, 10.0)  # denominators that make "N/D" a score form in prose
-
-# What may follow an anchored score: the end, punctuation, a connective or a score word.
-# Not a noun ("3 items"), a range ("4-5", "4 to 5"), an alternative ("4 or 5") or a list
-# of numbers ("8 and 7").
-_CLEAN_END = re.compile(
-    r"(?:$|[ \t]*\n|[ \t]*[.,;:!?)\]|*\"'}]|[ \t]+(?:-|–|—)[ \t]|[ \t]*\("
-    r"|[ \t]+(?:Assistant|The|This|That|It|Its|Both|Explanation|Reason|Justification|I)\b"
-    r"|[ \t]+(?:points?|stars?)[ \t]*(?:$|\n|[.,;:!?)])"
-    r"|[ \t]+(?:and|but|because|as|since|for|due|given|overall|rating|score|which|while"
-    r"|whereas|though|although|based|in[ \t]+(?:terms|my|this|accuracy|helpfulness)"
-    r"|on[ \t]+(?:accuracy|helpfulness|the[ \t]+(?:scale|accuracy|helpfulness)))\b)")
-_AMBIGUOUS_END = re.compile(
-    rf"{_SP}(?:-|–|—|to|or|and|&|,|/|vs\.?)?{_SP}-?\d", re.IGNORECASE)
-
-
-def _clean_end(text: str, end: int) -> bool:
-    rest = text[end:end + 40]
-    if _AMBIGUOUS_END.match(rest):
-        return False
-    if rest.startswith(")"):
-        line = text[text.rfind("\n", 0, end) + 1:end]
-        if line.count("(") <= line.count(")"):
-            return False  # "1) ..." is a list marker, "(score: 4)" is not
-    return bool(_CLEAN_END.match(rest))
-
-
-@dataclass(frozen=True)
-class _Reading:
-    value: float
-    scale: float | None  # the denominator written with it ("/5", "out of 10"), if any
-
-    def key(self, high: float) -> tuple[float, bool]:
-        """What two readings must share to agree: the value and whether it is on the scale."""
-        return self.value, self.scale is None or self.scale == high
-
-
-def _reading(m: re.Match, group: int = 1) -> _Reading:
-    scale = m.group(group + 1)
-    return _Reading(float(m.group(group)), float(scale) if scale is not None else None)
-
-
-def _agreed(readings: Iterable[_Reading], high: float) -> tuple[bool, tuple[float, bool] | None]:
-    """(any reading, the one key they all share or None when they disagree)."""
-    keys = {r.key(high) for r in readings}
-    if not keys:
-        return False, None
-    return True, keys.pop() if len(keys) == 1 else None
 
 
 class _Rx:
@@ -167,8 +142,9 @@ class _Rx:
             if m := self.pattern.match(text, i):
                 yield m
 
-    def sub(self, repl: Callable[[re.Match], str] | str, text: str, low: str) -> str:
-        return self.pattern.sub(repl, text) if self.present(low) else text
+    def sub(self, repl: Callable[[re.Match], Replacement] | str, text: MappedText,
+            low: str) -> MappedText:
+        return text.sub(self.pattern, repl) if self.present(low) else text
 
 
 def _lower(text: str) -> str:
@@ -207,7 +183,7 @@ _SCALE_PHRASES = [
         rf"(?:score|rating)?{_SP}(?:of|is|:|=)?{_SP}{_NUM}", re.I, anchored=False),
     # bare "0-5", "1 to 10", "(0–10)": the scales judges name. The digit comes first so
     # that the regex engine can skip to candidate positions.
-    _Rx("- – — to", rf"[01](?<![\w.\-/][01])(?:\.0)?{_SP}(?:-|–|—|to){_SP}{_SCALE_TOP}"
+    _Rx("- – — to", rf"[01](?<![\w.\-/][01])(?<!assistant [01])(?:\.0)?{_SP}(?:-|–|—|to){_SP}{_SCALE_TOP}"
         rf"(?![\w.%]|/\d)", re.I, anchored=False),
 ]
 # "out of 5" / "/10" is a score form after a number ("4 out of 5") and a scale mention
@@ -218,51 +194,86 @@ _AFTER_NUMBER = re.compile(rf"\d{_SP}\(?{_SP}$")
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]")
 
 
-def _drop_scale_mentions(text: str, low: str) -> str:
+def _drop_scale_mentions(text: MappedText, low: str) -> MappedText:
     # ``low`` is the reply before these edits: they only remove text, so a word absent
     # from it is absent from what they leave.
     for pattern in _SCALE_PHRASES:
         text = pattern.sub(" ", text, low)
+    before_out_of = text.text
 
     def out_of(m: re.Match) -> str:
-        before = text[max(0, m.start() - 12):m.start()]
+        before = before_out_of[max(0, m.start() - 12):m.start()]
         return m.group(0) if _AFTER_NUMBER.search(before) else " "
 
     text = _OUT_OF.sub(out_of, text, low)
-    return _EMPTY_BRACKETS.sub(" ", text) if "(" in text or "[" in text else text
+    if "(" in text.text or "[" in text.text:
+        text = text.sub(_EMPTY_BRACKETS, " ")
+    return text
 
 
-def _normalize(reply: str) -> str:
-    text = reply.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+_NEWLINE = re.compile(r"\r\n?")
+_NBSP = re.compile("\u00a0")
+_STRONG = re.compile(r"\*\*|__")
 
-    def fence(m: re.Match) -> str:
+
+def _normalize(reply: str, kind: str = "rating") -> MappedText:
+    """The reply as the readings see it (``kind``: rating | pair), mapped to the reply."""
+    text = MappedText.of(reply)
+    if "\r" in reply:
+        text = text.sub(_NEWLINE, "\n")
+    if "\u00a0" in reply:
+        text = text.sub(_NBSP, " ")
+    text = wide_to_ascii(text)
+
+    def fence(m: re.Match) -> Replacement:
         # Code quoted from an answer is never a score; a JSON verdict or a fenced one-line
         # score ("```\n4.5\n```") is read.
         body = m.group(2)
         short = body.count("\n") <= 1 and len(body) < 40
-        return body if m.group(1).lower() == "json" or short else "\n"
+        return [m.span(2)] if m.group(1).lower() == "json" or short else "\n"
 
-    if "`" in text:
-        text = _FENCE.sub(fence, text)
-        text = _INLINE_CODE.sub(lambda m: m.group(1) if re.fullmatch(r"[\s\d./]*", m.group(1))
-                                else " ", text)
-    if ">" in text:
-        text = _QUOTE.sub("", text)  # quoted answer text
-    if "#" in text:
-        text = _HEADING.sub("", text)
-    text = text.replace("**", "").replace("__", "")
-    text = _BULLET.sub("", text)
-    if "*" in text:
-        text = _ITALIC.sub("", text)
-    if "|" in text or "--" in text:
-        text = _TABLE_RULE.sub("", text)
-    if "," in text:
-        text = _THOUSANDS.sub(" ", text)  # "1,000" is never a score
-    return _drop_scale_mentions(text, _lower(text))
+    if "`" in text.text:
+        text = text.sub(_FENCE, fence)
+        text = text.sub(_INLINE_CODE, lambda m: [m.span(1)] if re.fullmatch(
+            r"[\s\d./]*", m.group(1)) else " ")
+    if ">" in text.text:
+        text = text.sub(_QUOTE, "")  # quoted answer text
+    if "#" in text.text:
+        text = text.sub(_HEADING, "")
+    if "**" in text.text or "__" in text.text:
+        text = text.sub(_STRONG, "")
+    text = text.sub(_BULLET, "")
+    if "*" in text.text:
+        text = text.sub(_ITALIC, "")
+    if "|" in text.text or "--" in text.text:
+        text = text.sub(_TABLE_RULE, "")
+    if "," in text.text:
+        text = text.sub(_THOUSANDS, " ")  # "1,000" is never a score
+    # Other languages' labels, number words, the pairwise prompt's answers by other names:
+    # rewritten into the forms read below (parsing_languages, parsing_words, parsing_labels).
+    text = rewrite_languages(text, decimal_comma=kind == "rating")
+    text = rewrite_number_words(text)
+    if kind == "pair":
+        text = rewrite_pair_labels(text)
+    return _drop_scale_mentions(text, _lower(text.text))
 
 
-def _lines(text: str) -> list[str]:
-    return [ln.strip() for ln in text.split("\n") if ln.strip()]
+class _Line(str):
+    """A stripped line of the normalized text; ``at``: where it starts in that text."""
+
+    at: int
+
+
+def _lines(text: str) -> list[_Line]:
+    lines, pos = [], 0
+    for raw in text.split("\n"):
+        stripped = raw.strip()
+        if stripped:
+            line = _Line(stripped)
+            line.at = pos + len(raw) - len(raw.lstrip())
+            lines.append(line)
+        pos += len(raw) + 1
+    return lines
 
 
 def _lead_index(lines: list[str], preamble: int = 2) -> int | None:
@@ -346,17 +357,18 @@ def _rating_tiers(text: str, low: str) -> Iterator[list[_Reading]]:
     declared = []
     lead = _lead_index(lines)
     if lead is not None:
-        m = _LABELLED_LINE.fullmatch(lines[lead]) or _BARE_LINE.fullmatch(lines[lead])
+        line = lines[lead]
+        m = _LABELLED_LINE.fullmatch(line) or _BARE_LINE.fullmatch(line)
         if m:
-            declared.append((lead, _reading(m)))
+            declared.append((lead, _reading(m, at=line.at)))
     if lines and (m := _BARE_LINE.fullmatch(lines[-1])):
-        declared.append((len(lines) - 1, _reading(m)))
+        declared.append((len(lines) - 1, _reading(m, at=lines[-1].at)))
     for i, line in enumerate(lines):
         if m := _LABELLED_LINE.fullmatch(line):
-            declared.append((i, _reading(m)))
+            declared.append((i, _reading(m, at=line.at)))
         elif _LABEL_ONLY_LINE.fullmatch(line) and i + 1 < len(lines) and \
                 (m := _BARE_LINE.fullmatch(lines[i + 1])):
-            declared.append((i + 1, _reading(m)))
+            declared.append((i + 1, _reading(m, at=lines[i + 1].at)))
     yield [r for _, r in declared]
 
     prose = [_reading(m) for m in _matches(_PROSE, text, low)]
@@ -367,29 +379,60 @@ def _rating_tiers(text: str, low: str) -> Iterator[list[_Reading]]:
     start = _START.match(lines[0]) if lines else None
     if start and _AMBIGUOUS_END.match(lines[0], start.end(2) if start.group(2) else start.end(1)):
         start = None  # "3, 5 and 7 are primes"
-    yield [_reading(start)] if start else []
+    yield [_reading(start, at=lines[0].at)] if start else []
 
 
-def parse_rating(reply: str, low: float = 0.0, high: float = 5.0) -> ParsedScore:
-    """Read one ``low``-``high`` rating from a judge reply (see the module docstring)."""
-    text = _normalize(reply)
+def _score(value: float, on_scale: bool, low: float, high: float, at: _Reading,
+           text: MappedText) -> ParsedScore:
+    span = text.span(at.start, at.end)
+    if on_scale and _in_range(value, low, high):
+        return ParsedScore(value, "ok", span)
+    return ParsedScore(None, "out_of_range", span)
+
+
+def parse_rating(reply: str, low: float = 0.0, high: float = 5.0, *,
+                 dimension: str | None = None, revision: str = "unparsed") -> ParsedScore:
+    """Read one ``low``-``high`` rating from a judge reply (see the module docstring).
+
+    ``dimension``: the criterion the prompt asked for (a reply scoring several is read by
+    its label); ``revision``: unparsed | final, what a reply that revises its score gives.
+    """
+    mapped = _normalize(reply)
+    text = mapped.text
     lines = _lines(text)
     lead = _lead_index(lines)
     lead_key = None
     if lead is not None:
         m = _LEAD_LINE.fullmatch(lines[lead])
         lead_key = _reading(m).key(high) if m else None
-    for readings in _rating_tiers(text, _lower(text)):
+    tiers: Iterable[list[_Reading]] = _rating_tiers(text, _lower(text))
+    markers = revision_markers(text)
+    several = dimension is not None and names_a_dimension(text)
+    if markers or several:  # all tiers are needed (else only up to the first that reads)
+        tiers = list(tiers)
+        if several:
+            kept = for_dimension(text, tiers, dimension.lower())  # type: ignore[union-attr]
+            if kept is None:
+                return ParsedScore(None, "unparsed")
+            tiers = kept
+        found_revision = revised(text, [r for tier in tiers for r in tier], markers)
+        if found_revision is not None:
+            before, after = found_revision
+            found, key = _agreed(after, high)
+            if key is None:
+                return ParsedScore(None, "unparsed")  # revised, but to what is unclear
+            if revision == "final":
+                return _score(*key, low, high, min(after, key=lambda r: r.start), mapped)
+            if any(r.key(high) != key for r in before):
+                return ParsedScore(None, "unparsed")
+    for readings in tiers:
         found, key = _agreed(readings, high)
         if not found:
             continue
         # The prompt asks for the score on the first line: nothing overrides it silently.
         if key is None or (lead_key is not None and key != lead_key):
             return ParsedScore(None, "unparsed")
-        value, on_scale = key
-        if on_scale and _in_range(value, low, high):
-            return ParsedScore(value, "ok")
-        return ParsedScore(None, "out_of_range")
+        return _score(*key, low, high, min(readings, key=lambda r: r.start), mapped)
     return ParsedScore(None, "unparsed")
 
 
@@ -461,7 +504,7 @@ _PAIR_START = re.compile(rf"^{_NUMFORM}{_SP}(?:,|;|[ \t]){_SP}{_NUMFORM}(?=[ \t.
                          re.I)
 
 
-def _pair_labels(text: str, low: str, lines: list[str]) -> dict[int, list[_Reading]]:
+def _pair_labels(text: str, low: str, lines: list[_Line]) -> dict[int, list[_Reading]]:
     sides: dict[int, list[_Reading]] = {1: [], 2: []}
     for m in _matches(_PAIR_LABELS, text, low):
         sides[int(m.group(1))].append(_reading(m, 2))
@@ -476,21 +519,30 @@ def _pair_labels(text: str, low: str, lines: list[str]) -> dict[int, list[_Readi
             continue
         if side and ((m := _SECTION_SCORE.fullmatch(line)) or
                      (first and (m := _BARE_LINE.fullmatch(line)))):
-            sides[side].append(_reading(m))
+            sides[side].append(_reading(m, at=line.at))
             side = None
         first = False
     return sides
 
 
-def _pair_line(line: str) -> tuple[_Reading, _Reading] | None:
+def _pair_line(line: _Line) -> tuple[_Reading, _Reading] | None:
     if len(line) > 120:  # two scores and a few words: an explanation line is no pair line
         return None
-    m = _PAIR_LINE.fullmatch(_PAIR_FILLER.sub(" ", line))
-    return (_reading(m), _reading(m, 3)) if m else None
+    bare = MappedText.of(line).sub(_PAIR_FILLER, " ")  # keeps the numbers' places
+    if not (m := _PAIR_LINE.fullmatch(bare.text)):
+        return None
+
+    def placed(r: _Reading) -> _Reading:
+        start = line.at + bare.starts[r.start]
+        return replace(r, start=start, end=start + r.end - r.start)
+
+    return placed(_reading(m)), placed(_reading(m, 3))
 
 
-def _pair_tiers(text: str, low: str, lines: list[str]
-                ) -> Iterator[list[tuple[_Reading, _Reading]]]:
+Pairs = list[tuple[_Reading, _Reading]]
+
+
+def _pair_tiers(text: str, low: str, lines: list[_Line]) -> Iterator[Pairs]:
     declared = []
     lead = _lead_index(lines)
     for i, line in enumerate(lines):
@@ -503,29 +555,41 @@ def _pair_tiers(text: str, low: str, lines: list[str]
     start = _PAIR_START.match(lines[0]) if lines else None
     if start and _AMBIGUOUS_END.match(lines[0], start.end()):
         start = None
-    yield [(_reading(start), _reading(start, 3))] if start else []
+    yield [(_reading(start, at=lines[0].at), _reading(start, 3, at=lines[0].at))] if start else []
 
 
-def parse_pair(reply: str, low: float = 1.0, high: float = 10.0) -> ParsedPair:
-    """Read the scores of Assistant 1 and Assistant 2 (see the module docstring)."""
-    text = _normalize(reply)
+def parse_pair(reply: str, low: float = 1.0, high: float = 10.0, *,
+               revision: str = "unparsed") -> ParsedPair:
+    """Read the scores of Assistant 1 and Assistant 2 (see the module docstring);
+    ``revision``: unparsed | final, what a reply that revises its scores gives."""
+    mapped = _normalize(reply, "pair")
+    text = mapped.text
     lines = _lines(text)
     lowered = _lower(text)
     labels = _pair_labels(text, lowered, lines)
+    tiers: Iterable[Pairs] = _pair_tiers(text, lowered, lines)  # read only when needed
+    if markers := revision_markers(text):
+        found_revision = pair_revised(text, labels, list(tiers), markers, revision)
+        if found_revision is None:
+            return ParsedPair(None, "unparsed")
+        labels, tiers = found_revision
     label_keys = {side: _agreed(readings, high) for side, readings in labels.items()}
     if any(found and key is None for found, key in label_keys.values()):
         return ParsedPair(None, "unparsed")  # one assistant labelled with two scores
     chosen: tuple[tuple[float, bool], tuple[float, bool]] | None = None
+    where: tuple[_Reading, _Reading] | None = None
     if label_keys[1][0] and label_keys[2][0]:
         chosen = (label_keys[1][1], label_keys[2][1])  # type: ignore[assignment]
+        where = (min(labels[1], key=lambda r: r.start), min(labels[2], key=lambda r: r.start))
     else:
-        for readings in _pair_tiers(text, lowered, lines):
+        for readings in tiers:
             if not readings:
                 continue
             keys = {(a.key(high), b.key(high)) for a, b in readings}
             if len(keys) != 1:
                 return ParsedPair(None, "unparsed")
             chosen = keys.pop()
+            where = min(readings, key=lambda p: p[0].start)
             break
         if chosen is None:
             return ParsedPair(None, "unparsed")
@@ -535,6 +599,8 @@ def parse_pair(reply: str, low: float = 1.0, high: float = 10.0) -> ParsedPair:
             if found and key != chosen[side - 1]:
                 return ParsedPair(None, "unparsed")
     (a, a_on), (b, b_on) = chosen
+    assert where is not None
+    spans = (mapped.span(where[0].start, where[0].end), mapped.span(where[1].start, where[1].end))
     if a_on and b_on and _in_range(a, low, high) and _in_range(b, low, high):
-        return ParsedPair((a, b), "ok")
-    return ParsedPair(None, "out_of_range")
+        return ParsedPair((a, b), "ok", spans)
+    return ParsedPair(None, "out_of_range", spans)

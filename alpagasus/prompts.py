@@ -18,6 +18,9 @@ class ChatTemplate:
     version: str
     system: str
     user: str  # str.format template
+    # The criterion a rating prompt asks for ("accuracy"): a reply scoring several
+    # dimensions is read by this one's label (alpagasus.parsing_dimensions).
+    criterion: str | None = None
 
     @property
     def hash(self) -> str:
@@ -58,6 +61,7 @@ RATING_PROMPTS: dict[str, ChatTemplate] = {
     "accuracy": ChatTemplate(
         name="accuracy",
         version="alpagasus-v1",
+        criterion="accuracy",
         system=_RATING_SYSTEM,
         user=_TRIPLET
         + _RATING_INSTRUCTION.format(criterion="accuracy", article="a")
@@ -67,6 +71,7 @@ RATING_PROMPTS: dict[str, ChatTemplate] = {
     "helpfulness": ChatTemplate(
         name="helpfulness",
         version="alpagasus-v1",
+        criterion="helpfulness",
         system=_RATING_SYSTEM,
         user=_TRIPLET
         + _RATING_INSTRUCTION.format(criterion="helpfulness", article="an")

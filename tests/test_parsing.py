@@ -212,6 +212,8 @@ PAIR_TABLE: list[tuple[str, tuple[float, float] | str]] = [
     ("In summary, Assistant 1 should get a 7 and Assistant 2 a 9.", (7.0, 9.0)),
     ("Assistant 1\n8\n\nAssistant 2\n6", (8.0, 6.0)),
     ("Assistant 1 (Score: 8/10)\nAssistant 2 (Score: 6/10)", (8.0, 6.0)),
+    # letters for the prompt's numbers (parser v5; v4 left this unparsed)
+    ("Assistant A: 8\nAssistant B: 7", (8.0, 7.0)),
     # -- explanation first, scores last ---------------------------------------------------
     ("Assistant 1 provides a clear explanation. Assistant 2 is vague.\n\n9 5", (9.0, 5.0)),
     ("Both answers are accurate, but Assistant 2 includes 3 examples.\n\nFinal scores: 7 and 9",
@@ -228,7 +230,6 @@ PAIR_TABLE: list[tuple[str, tuple[float, float] | str]] = [
     ("Assistant 1: 8\n\nAssistant 2 is incomplete.", U),
     ("Both assistants answer the question. Assistant 1 lists 3 steps and Assistant 2 lists 5 "
      "steps.", U),
-    ("Assistant A: 8\nAssistant B: 7", U),
     ("I cannot compare the answers because Assistant 2's answer is missing.", U),
     ("On a scale of 1 to 10, both answers are good.", U),
     ("Assistant 1 scored 2 of the 3 questions correctly, Assistant 2 all 3.", U),
@@ -292,4 +293,4 @@ def test_rating_range_follows_the_arguments():
 
 def test_parser_version_is_current():
     # A parser change that can change a score must bump the version (rate/judge keys).
-    assert PARSER_VERSION == 4
+    assert PARSER_VERSION == 5

@@ -92,7 +92,7 @@ def test_reparse_rescores_stored_replies_into_a_new_artifact(tiny_cfg, tmp_path,
     # A new parser (here: one that reads only 5s) gives a new artifact, with no API call.
     monkeypatch.setattr(rate_mod, "PARSER_VERSION", 99)
     monkeypatch.setattr(engine_mod, "PARSER_VERSION", 99)
-    monkeypatch.setattr(rate_mod, "parse_rating", lambda text: ParsedScore(5.0, "ok")
+    monkeypatch.setattr(rate_mod, "parse_rating", lambda text, **_: ParsedScore(5.0, "ok")
                         if text.startswith("5") else ParsedScore(None, "unparsed"))
     run(_cfg(tiny_cfg, data, "rate.reparse=true"))
     dirs = _rate_dirs(tmp_path)

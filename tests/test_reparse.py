@@ -34,7 +34,7 @@ from alpagasus.parsing import ParsedPair, ParsedScore
 _V3_NUMBER = r"(-?\d+(?:\.\d+)?)"
 
 
-def v3_parse_rating(reply: str, low: float = 0.0, high: float = 5.0) -> ParsedScore:
+def v3_parse_rating(reply: str, low: float = 0.0, high: float = 5.0, **_: object) -> ParsedScore:
     text = reply.strip()
     if not text:
         return ParsedScore(None, "unparsed")
@@ -60,7 +60,7 @@ def _v3_in_range(value: float, low: float, high: float) -> ParsedScore:
     return ParsedScore(value, "ok") if low <= value <= high else ParsedScore(None, "out_of_range")
 
 
-def v3_parse_pair(reply: str, low: float = 1.0, high: float = 10.0) -> ParsedPair:
+def v3_parse_pair(reply: str, low: float = 1.0, high: float = 10.0, **_: object) -> ParsedPair:
     first = next((ln for ln in reply.strip().splitlines() if ln.strip()), "")
     numbers = [float(n) for n in re.findall(r"\d+(?:\.\d+)?", re.sub(r"/\s*10", " ", first))]
     if len(numbers) != 2:
@@ -212,6 +212,43 @@ def test_rate_reparse_rebuilds_from_stored_replies(tiny_cfg, tmp_path, fake_judg
     run(cfg())
     assert len(judge.requests) == len(RATED)
     assert sorted(_artifacts(tmp_path, "rate")) == [3, parsing.PARSER_VERSION]
+
+
+# --- the revision policy -------------------------------------------------------------------
+
+REVISED = [
+    ("Paris", "Score: 4\n\nThe response is right. On reflection, 3.", None, 3.0),
+    ("chat", "Score: 5\nThe translation is exact.", 5.0, 5.0),
+]
+
+
+def test_revision_policy_rereads_stored_replies(tiny_cfg, tmp_path, fake_judge):
+    """A reply that revises its score is unparsed by default; `judge.revision_policy=final`
+    builds a new rate artifact from the stored replies with the final score, sending nothing."""
+    judge = fake_judge(lambda user: next(reply for out, reply, *_ in REVISED
+                                         if f"### Response:\n{out}\n" in user))
+    data = tmp_path / "items.json"
+    data.write_text(json.dumps([{"instruction": f"Task {i}.", "input": "", "output": out}
+                                for i, (out, *_) in enumerate(REVISED)]))
+
+    def scores(*extra: str) -> list:
+        run(tiny_cfg("stage=rate", "filter=openai_compatible", f"judge.base_url={judge.url}",
+                     "judge.model=fake-judge", "data=json", f"data.path={data}",
+                     "data.limit=null", "logger.enabled=false", "rate.progress=false", *extra))
+        arts = _rate_artifacts(tmp_path)
+        newest = max(arts, key=lambda p: (p / "manifest.json").stat().st_mtime_ns)
+        return [r["score"] for r in _jsonl(newest / "ratings.jsonl")]
+
+    assert scores() == [default for *_, default, _ in REVISED]
+    assert scores("judge.revision_policy=final") == [final for *_, final in REVISED]
+    assert len(judge.requests) == len(REVISED)  # the second run re-read the stored replies
+    policies = [json.loads((p / "manifest.json").read_text())["config"]["revision_policy"]
+                for p in _rate_artifacts(tmp_path)]
+    assert sorted(policies) == ["final", "unparsed"]
+
+
+def _rate_artifacts(root: Path) -> list[Path]:
+    return [p for p in (root / "artifacts" / "rate").iterdir() if (p / "manifest.json").is_file()]
 
 
 # --- judge ---------------------------------------------------------------------------------

@@ -182,19 +182,21 @@ class JudgeFailed(JudgeStop):
     """Some judge requests got no reply even after retries; the cache keeps the others."""
 
 
-def _read(reply: JudgeReply) -> tuple[tuple[float, float] | None, str]:
+def _read(reply: JudgeReply, revision: str) -> tuple[tuple[float, float] | None, str]:
     if reply.status != "ok":
         return None, reply.status
-    parsed = parse_pair(reply.text)
+    parsed = parse_pair(reply.text, revision=revision)
     return parsed.scores, parsed.status
 
 
-def judgment_rows(pairs: list[tuple[dict, dict]], replies: list[JudgeReply]) -> list[dict]:
-    """One judgment per pair from its two replies (A first, then B first)."""
+def judgment_rows(pairs: list[tuple[dict, dict]], replies: list[JudgeReply],
+                  revision: str = "unparsed") -> list[dict]:
+    """One judgment per pair from its two replies (A first, then B first); ``revision``:
+    the judge's revision_policy (parsing_revisions)."""
     rows = []
     for n, (ra, rb) in enumerate(pairs):
         first, second = replies[2 * n], replies[2 * n + 1]
-        (s1, p1), (s2, p2) = _read(first), _read(second)
+        (s1, p1), (s2, p2) = _read(first, revision), _read(second, revision)
         v1, v2 = order_verdict(s1, a_first=True), order_verdict(s2, a_first=False)
         rows.append({
             "testset": ra["testset"], "id": ra["id"], "category": ra.get("category"),
@@ -214,6 +216,7 @@ def judge_pairs(ctx: RunContext, pairs: list[tuple[dict, dict]],
     cfg = ctx.cfg
     config = {"judge": judge_identity(cfg.eval_judge), "prompt": PAIRWISE_PROMPT.name,
               "prompt_hash": PAIRWISE_PROMPT.hash, "parser_version": PARSER_VERSION,
+              "revision_policy": str(cfg.eval_judge.revision_policy),
               "question_format": QUESTION_FORMAT}
 
     def build(workdir: Path) -> dict[str, Any]:
@@ -240,7 +243,7 @@ def judge_pairs(ctx: RunContext, pairs: list[tuple[dict, dict]],
             raise JudgeFailed(f"{len(failed)} of {len(replies)} pairwise judge requests failed "
                               f"(first: {failed[0].error}); the replies received are cached, "
                               "rerun to send only the failed ones")
-        rows = judgment_rows(pairs, replies)
+        rows = judgment_rows(pairs, replies, str(cfg.eval_judge.revision_policy))
         with open(workdir / JUDGMENTS, "w", encoding="utf-8") as f:
             f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         verdicts = Counter(r["verdict"] for r in rows)

@@ -150,7 +150,7 @@ def _repeat(ctx: RunContext, arm: Arm, judge_cfg: Any, template: Any, indices: l
     seed = local_seed(ncfg.seed, repeat) if local and judge_cfg.temperature > 0 else None
     config = {"judge": judge_identity(judge_cfg), "prompt": template.name,
               "prompt_hash": template.hash, "parser_version": PARSER_VERSION,
-              "repeat": repeat, "shares_rating": shared,
+              "revision_policy": str(judge_cfg.revision_policy), "repeat": repeat, "shares_rating": shared,
               "orders": {"version": ORDER_VERSION, "seed": int(ncfg.seed)} if perturbed else None,
               "seed": seed}
 
@@ -199,7 +199,9 @@ def _rate(ctx: RunContext, judge_cfg: Any, template: Any, indices: list[int],
         judge.close()
     rows = []
     for i, order, reply in zip(indices, orders, replies, strict=True):
-        parsed = parse_rating(reply.text) if reply.status == "ok" else None
+        parsed = parse_rating(reply.text, dimension=template.criterion,
+                              revision=str(judge_cfg.revision_policy)) \
+            if reply.status == "ok" else None
         rows.append({"index": i, "order": list(order),
                      "score": parsed.score if parsed else None,
                      "status": parsed.status if parsed else reply.status,

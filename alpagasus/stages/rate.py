@@ -87,7 +87,9 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
         rows = []
         for index, pos in enumerate(order):
             reply = replies[pos]
-            parsed = parse_rating(reply.text) if reply.status == "ok" else None
+            parsed = parse_rating(reply.text, dimension=template.criterion,
+                                  revision=str(judge_cfg.revision_policy)) \
+                if reply.status == "ok" else None
             rows.append({
                 "index": index,
                 "score": parsed.score if parsed else None,
@@ -136,7 +138,8 @@ def rate_config(judge_cfg: JudgeConfig, template: ChatTemplate) -> dict[str, Any
     """The rate artifact's config (its key is this plus the data key): stage=noise finds an
     existing rating with it."""
     return {"judge": judge_identity(judge_cfg), "prompt": template.name,
-            "prompt_hash": template.hash, "parser_version": PARSER_VERSION}
+            "prompt_hash": template.hash, "parser_version": PARSER_VERSION,
+            "revision_policy": str(judge_cfg.revision_policy)}
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
