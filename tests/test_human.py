@@ -246,20 +246,33 @@ def test_label_reload_resume_in_a_real_browser(tmp_path, study):
 
 
 @pytest.mark.slow
-def test_stage_human_on_the_tiny_pipeline(trained_root, compose_cfg):
+def test_stage_human_on_the_tiny_pipeline(trained_root, compose_cfg, monkeypatch):
     """`stage=human`: serve, label over HTTP, Finish; then the report artifact, and resume
     with `human.serve=false` from the stored labels."""
     from alpagasus.main import run
-    from tests.servers import free_port
+    from alpagasus.stages import human as human_stage
 
-    port = free_port()
-    overrides = [*TINY, f"paths.root={trained_root}", "stage=human", f"human.port={port}",
+    servers: list[StudyServer] = []
+    listening = threading.Event()
+
+    class ObservedServer(StudyServer):  # says when the stage's server listens, and where
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            servers.append(self)
+            listening.set()
+
+    monkeypatch.setattr(human_stage, "StudyServer", ObservedServer)
+    overrides = [*TINY, f"paths.root={trained_root}", "stage=human", "human.port=0",
                  "human.annotator=tester", "logger.enabled=false"]
     cfg = compose_cfg(*overrides)
     job = threading.Thread(target=run, args=(cfg,))
     job.start()
-    url = f"http://127.0.0.1:{port}/"
-    items = _wait_items(url)
+    for _ in range(300):  # a ceiling of 300 s; the stage says when it listens
+        if listening.wait(timeout=1.0) or not job.is_alive():
+            break
+    assert listening.is_set(), "the human stage ended or hung before serving its page"
+    url = servers[0].url
+    items = _request(url + "api/items")[1]["items"]
     for item, choice in zip(items, ["left", "right", "tie"], strict=False):
         assert _request(url + "api/label", {"key": item["key"], "label": choice})[0] == 200
     _request(url + "api/finish", {})
@@ -297,15 +310,3 @@ def test_stage_human_on_the_tiny_pipeline(trained_root, compose_cfg):
     other = compose_cfg(*overrides, "human.annotator=nobody")
     ctx = RunContext(cfg=other, store=ArtifactStore(cfg.paths.artifacts), tracker=Tracker.off())
     assert human.stored(ctx) is None
-
-
-def _wait_items(url: str) -> list[dict]:
-    import time
-
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            return _request(url + "api/items")[1]["items"]
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.5)
-    raise AssertionError(f"the study page at {url} did not come up")
