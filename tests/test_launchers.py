@@ -159,7 +159,7 @@ def test_soft_lock_held_on_another_host_times_out_naming_the_holder(tmp_path, ca
     started = time.monotonic()
     with pytest.raises(LockTimeout, match="held by pid 4242 on node-elsewhere-7 after") as e:
         lock.acquire()
-    assert 1.4 <= time.monotonic() - started < 10
+    assert 1.4 <= time.monotonic() - started < 120  # not early; the ceiling is generous
     assert str(path) in str(e.value) and "delete the file" in str(e.value)
     assert "waiting" in caplog.text and "node-elsewhere-7" in caplog.text
     assert path.read_text() == "4242\nnode-elsewhere-7\n"  # never broken by age
