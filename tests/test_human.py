@@ -245,6 +245,24 @@ def test_label_reload_resume_in_a_real_browser(tmp_path, study):
     assert (tmp_path / "human_page.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_port_in_use_is_one_clear_error(tmp_path, study):
+    """Two study pages on one port (two jobs, two annotators): the second says so."""
+    import socket
+
+    from alpagasus.errors import AlpagasusError
+    from alpagasus.stages.human import serve
+
+    store = LabelStore(tmp_path / "labels.sqlite")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(AlpagasusError, match=f"127.0.0.1:{port} is already in use") as e:
+            serve(study, store, "ann", "127.0.0.1", port)
+    store.close()
+    assert "human.port=0" in e.value.hint
+
+
 @pytest.mark.slow
 def test_stage_human_on_the_tiny_pipeline(trained_root, compose_cfg, monkeypatch):
     """`stage=human`: serve, label over HTTP, Finish; then the report artifact, and resume

@@ -20,6 +20,7 @@ give a new report and the old one stays).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 from alpagasus.artifacts import Artifact
 from alpagasus.context import RunContext
 from alpagasus.data import fingerprint
+from alpagasus.errors import AlpagasusError
 from alpagasus.human.server import StudyServer
 from alpagasus.human.study import LabelStore, Study, format_summary, summarize
 from alpagasus.stages import judge, select
@@ -108,7 +110,15 @@ def make_study(ctx: RunContext, judged: Artifact) -> Study:
 
 def serve(study: Study, store: LabelStore, annotator: str, host: str, port: int) -> None:
     """Serve the page until Finish or Ctrl-C; every label is already stored either way."""
-    server = StudyServer(study, store, annotator, host, port)
+    try:
+        server = StudyServer(study, store, annotator, host, port)
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise
+        # Another study page (another job, another annotator) already listens there.
+        raise AlpagasusError(f"human.port={port}: {host}:{port} is already in use",
+                             hint="set human.port to a free port, or human.port=0 for any "
+                                  "free one (the page's address is printed)") from e
     done = len(store.labels(study.key, annotator))
     print(f"\nhuman study: {server.url}  ({done} of {len(study.items)} prompts labelled; "
           "Finish on the page or Ctrl-C when done)\n", flush=True)
