@@ -121,6 +121,7 @@ def _rater(job: int, url: str, cache: str, barrier, results) -> None:
         results.put((job, None, 0, 0, traceback.format_exc()))
 
 
+@pytest.mark.slow  # ~30 s on a loaded 2-core machine: 8 jobs start a judge each
 def test_eight_jobs_rate_overlapping_data_into_a_new_cache_and_pay_once(tmp_path):
     cache = tmp_path / "new" / "judge.sqlite"
     ctx = mp.get_context("fork")
