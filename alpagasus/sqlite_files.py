@@ -11,30 +11,22 @@ held for milliseconds and only while opening; reads and writes afterwards are SQ
 Under that lock a mode that still cannot be set is a real clash (another job has the file
 open in the other mode) and is returned to the caller to report.
 
-Bottom layer: imports nothing of ours.
+Bottom layer: imports only alpagasus.shared_files.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from alpagasus.shared_files import exclusive_lock
 
-@contextlib.contextmanager
-def open_lock(path: Path) -> Iterator[None]:
+
+def open_lock(path: Path) -> contextlib.AbstractContextManager[None]:
     """Exclusive advisory lock on ``<path>.open-lock`` (blocks until it is free)."""
-    lock_path = path.with_name(path.name + ".open-lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the flock
+    return exclusive_lock(path.with_name(path.name + ".open-lock"))
 
 
 def connect(path: Path, journal: str, timeout_s: float,

@@ -39,6 +39,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from alpagasus.shared_files import (
+    exclusive_lock,
+    replaced_on_success,
+    write_json_atomic,
+    write_text_atomic,
+)
+
 log = logging.getLogger("alpagasus.sweep")
 
 RESULT = "result.json"
@@ -124,8 +131,6 @@ def process_rank() -> int:
 
 
 def write_result(output_dir: str | Path, result: dict[str, Any]) -> Path:
-    from alpagasus.artifacts import write_json_atomic
-
     path = Path(output_dir) / RESULT
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, result)
@@ -423,7 +428,7 @@ def write_csv(path: Path, table: list[dict[str, Any]]) -> None:
     columns: list[str] = []
     for row in table:
         columns += [k for k in row if k not in columns]
-    with open(path, "w", newline="") as f:
+    with replaced_on_success(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         for row in table:
@@ -575,7 +580,8 @@ def plot_lines(results: list[dict[str, Any]], swept: list[str], axis: LineAxis,
     if series:
         ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with replaced_on_success(path) as tmp:  # a reader never sees half a figure
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 
@@ -606,7 +612,8 @@ def plot_bars(results: list[dict[str, Any]], path: Path, title: str) -> None:
         ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12),
                   ncol=1)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with replaced_on_success(path) as tmp:  # a reader never sees half a figure
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 
@@ -685,8 +692,15 @@ def run_sections(results: list[dict[str, Any]], sweep_dir: Path,
 
 
 def write_report(sweep_dir: str | Path, sections: Iterable[str] = SECTIONS) -> SweepReport:
-    """Collect the sweep's results; write sweep.csv, sweep.md and the figure into it."""
+    """Collect the sweep's results; write sweep.csv, sweep.md and the figure into it. Two
+    writers at once (the sweep's callback, ``alpagasus-report``) take turns on a lock, and
+    each file is replaced whole, so a reader never sees a torn or mixed report."""
     sweep_dir = Path(sweep_dir)
+    with exclusive_lock(sweep_dir / ".sweep-report.lock"):
+        return _write_report(sweep_dir, sections)
+
+
+def _write_report(sweep_dir: Path, sections: Iterable[str]) -> SweepReport:
     results = load_results(sweep_dir)
     swept = swept_keys(results)
     table = rows(results, swept)
@@ -704,7 +718,7 @@ def write_report(sweep_dir: str | Path, sections: Iterable[str] = SECTIONS) -> S
     for text in report.sections:
         parts += [text, ""]
     report.markdown = "\n".join(parts)
-    (sweep_dir / MARKDOWN).write_text(report.markdown)
+    write_text_atomic(sweep_dir / MARKDOWN, report.markdown)
     return report
 
 

@@ -18,6 +18,7 @@ import httpx2
 import pytest
 
 from alpagasus.config import JudgeConfig
+from alpagasus.judges import cache as cache_module
 from alpagasus.judges.cache import Claim, ReplyCache, new_owner, owner_is_dead
 from alpagasus.judges.engine import ApiJudge, EngineOptions
 from tests.servers import counting_server
@@ -53,32 +54,60 @@ def test_a_dead_owner_on_this_host_is_taken_over_at_once(tmp_path):
     assert cache.claim("k", new_owner(), 60) is Claim.CLAIMED  # the lease has not expired
 
 
-def test_an_owner_on_another_host_is_waited_for_until_its_lease_expires(tmp_path):
+class _Clock:
+    """The cache's clock, moved by the test: a lease expires when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_an_owner_on_another_host_is_waited_for_until_its_lease_expires(tmp_path, monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(cache_module, "time", clock)
     cache = ReplyCache(tmp_path / "c.sqlite")
     remote = "some-other-node:4242:0123456789ab"  # its pid means nothing here
     assert not owner_is_dead(remote)
     assert cache.claim("k", remote, 0.3) is Claim.CLAIMED
     me = new_owner()
     assert cache.claim("k", me, 60) is Claim.HELD and cache.claimable(["k"]) == []
-    time.sleep(0.4)
+    clock.now += 0.29
+    assert cache.claimable(["k"]) == [] and cache.claim("k", me, 60) is Claim.HELD
+    clock.now += 0.02  # past the lease
     assert cache.claimable(["k"]) == ["k"]
     assert cache.claim("k", me, 60) is Claim.CLAIMED
     assert cache.claim("k", remote, 60) is Claim.HELD  # the old owner has lost it
     cache.renew(me, 120)
     (lease,) = cache.db.execute("SELECT lease_until FROM pending WHERE key='k'").fetchone()
-    assert lease > time.time() + 100
+    assert lease == pytest.approx(clock.now + 120)
+
+
+def _pending(db: Path) -> list[tuple[str, float]]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT owner, lease_until FROM pending").fetchall()
+    finally:
+        con.close()
 
 
 def test_leases_are_renewed_while_a_request_is_in_flight(tmp_path):
-    """A request slower than the lease: its claim must still be ours when it returns."""
+    """A request slower than the lease: its claim must still be ours when it returns.
+
+    The reply is held until the lease has been renewed past three first leases (seen in the
+    cache), however slowly this machine runs: a renewal is waited for, not a duration."""
     db = tmp_path / "c.sqlite"
     seen = []
 
     async def handler(request: httpx2.Request) -> httpx2.Response:
-        await asyncio.sleep(1.0)  # > 3 leases of 0.3 s
-        con = sqlite3.connect(db)
-        seen.append(con.execute("SELECT owner, lease_until FROM pending").fetchall())
-        con.close()
+        deadline = time.monotonic() + 120  # a ceiling: only reached if leases are not renewed
+        while time.monotonic() < deadline:
+            rows = _pending(db)
+            if rows and rows[0][1] >= t0 + 1.0:
+                break
+            await asyncio.sleep(0.02)
+        seen.append(_pending(db))
         return httpx2.Response(200, json={"choices": [{"message": {"content": "4"}}],
                                           "usage": {"prompt_tokens": 5, "completion_tokens": 1}})
 
@@ -90,7 +119,7 @@ def test_leases_are_renewed_while_a_request_is_in_flight(tmp_path):
     assert [r.text for r in judge.complete([[{"role": "user", "content": "x"}]], "rating")] == ["4"]
     [[(owner, lease)]] = seen
     assert owner == judge.owner and owner.startswith(f"{HOST}:{os.getpid()}:")
-    assert lease > t0 + 0.9  # renewed: the first lease ended at t0 + 0.3
+    assert lease >= t0 + 1.0  # renewed: the first lease ended at t0 + 0.3
     assert ReplyCache(db).db.execute("SELECT COUNT(*) FROM pending").fetchone() == (0,)
 
 
@@ -102,31 +131,41 @@ def _items(n: int) -> list[dict[str, str]]:
             for i in range(n)]
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "disabled"}
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "disabled", **extra}
+
+
+# Behind a gate of the counting server a request waits for the other job to start: give it
+# a generous ceiling (the server's gate opens by itself before this).
+GATED_TIMEOUT_S = 600
 
 
 @pytest.mark.slow
 def test_two_overlapping_rating_jobs_pay_once_per_distinct_item(tmp_path):
     """Items 0-299 and 150-449, same cache, at the same time: 450 requests, not 600.
 
-    Both files list the overlap first, so both jobs reach it together and race key by key
-    (one waits for the other's in-flight requests instead of sending them)."""
+    Both files list the overlap first, so both jobs race key by key. The server replies to
+    nothing until both jobs (one API key each) have sent a request: the job that claims the
+    first item first still holds it when the other reaches it, so the other must wait for
+    its reply instead of sending it, and both pay for part of the data."""
     items = _items(450)
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     first.write_text(json.dumps(items[150:300] + items[:150]))
     second.write_text(json.dumps(items[150:300] + items[300:]))
     root = tmp_path / "out"
-    with counting_server(tmp_path, "--latency-ms", "300") as server:
+    with counting_server(tmp_path, "--gate-clients", "2") as server:
         procs = [subprocess.Popen(
             [sys.executable, "-m", "alpagasus", "stage=rate", "filter=openai_compatible",
              f"judge.base_url={server.url}/v1", "judge.model=m", "judge.concurrency=8",
+             "judge.api_key_env=JOB_KEY", f"judge.request_timeout_s={GATED_TIMEOUT_S}",
              "data=json", f"data.path={d}", f"paths.root={root}", "logger.enabled=false",
-             "rate.progress=false"], cwd=REPO, env=_env(), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True) for d in (first, second)]
+             "rate.progress=false"], cwd=REPO, env=_env(JOB_KEY=f"job-{n}"),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for n, d in enumerate((first, second))]
         outs = [p.communicate(timeout=300)[0] for p in procs]
         assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
         stats = server.stats()
+    assert stats["gate_timeouts"] == 0  # both jobs were in flight together
     assert stats["requests"] == stats["distinct"] == 450 and stats["max_per_prompt"] == 1
     cache = ReplyCache(root / "cache" / "judge.sqlite")
     assert cache.count() == 450
@@ -146,8 +185,9 @@ _JUDGE_JOB = textwrap.dedent("""
     from alpagasus.config import JudgeConfig
     from alpagasus.judges.engine import ApiJudge, EngineOptions
     url, cache, first, last = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    cfg = JudgeConfig(name="gpt4", backend="openai", model="m", base_url=url, api_key_env=None,
-                      concurrency=8, max_tokens=32)
+    cfg = JudgeConfig(name="gpt4", backend="openai", model="m", base_url=url,
+                      api_key_env="JOB_KEY", concurrency=8, max_tokens=32,
+                      request_timeout_s=600)
     judge = ApiJudge(cfg, cache, EngineOptions(progress=False))
     pairs = [[{"role": "user", "content": f"Q{i}: compare answer {i}a with answer {i}b"}]
              for i in range(first, last)]
@@ -158,17 +198,22 @@ _JUDGE_JOB = textwrap.dedent("""
 
 
 def test_two_overlapping_evaluation_judges_pay_once(tmp_path):
-    """The evaluation judge (pairwise prompts, same engine) in two processes at once."""
+    """The evaluation judge (pairwise prompts, same engine) in two processes at once, on a
+    new cache. The server holds every reply until both have sent a request, so whichever
+    claims Q0 first still holds it when the other reaches it: one waits, neither pays twice."""
     cache = tmp_path / "judge.sqlite"
-    with counting_server(tmp_path, "--latency-ms", "200", "--reply", "pair") as server:
+    with counting_server(tmp_path, "--gate-clients", "2", "--reply", "pair") as server:
         procs = [subprocess.Popen([sys.executable, "-c", _JUDGE_JOB, server.url + "/v1",
-                                   str(cache), str(a), str(b)], cwd=REPO, env=_env(),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   str(cache), str(a), str(b)], cwd=REPO,
+                                  env=_env(JOB_KEY=f"job-{a}-{b}"), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
                  for a, b in ((0, 120), (0, 60))]  # the second: the first half, same order
-        outs = [p.communicate(timeout=120) for p in procs]
+        outs = [p.communicate(timeout=GATED_TIMEOUT_S) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], outs
         stats = server.stats()
     results = [json.loads(o[0].splitlines()[-1]) for o in outs]
     assert [r["n"] for r in results] == [120, 60]
+    assert stats["gate_timeouts"] == 0
     assert stats["requests"] == stats["distinct"] == 120 and stats["max_per_prompt"] == 1
     assert sum(r["sent"] for r in results) == 120
+    assert all(r["sent"] > 0 for r in results) and sum(r["waited"] for r in results) > 0

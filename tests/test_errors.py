@@ -10,7 +10,6 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -268,8 +267,13 @@ def test_cli_ctrl_c_says_what_was_kept(tmp_path):
              "data.limit=3", "rate.progress=false", f"paths.root={root}"],
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            conn, _ = server.accept()  # the first request is in flight
-            time.sleep(0.3)
+            conn, _ = server.accept()
+            conn.settimeout(120)
+            request = b""
+            while b"\r\n\r\n" not in request:  # the whole request head: it is in flight
+                chunk = conn.recv(65536)
+                assert chunk, "the job closed the connection before sending its request"
+                request += chunk
             job.send_signal(signal.SIGINT)
             _, err = job.communicate(timeout=120)
             conn.close()

@@ -14,6 +14,7 @@ import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -362,6 +363,26 @@ def test_api_links_hosts_blindness_and_progress(served, study, caplog):
     assert not server.finished.is_set()
     assert _request(bob + "api/finish", {})[1] == {"ok": True, "waiting_for": []}
     assert server.finished.wait(10)
+
+
+def test_a_port_in_use_is_one_clear_error(tmp_path, study):
+    """Two study pages on one port (two jobs, two annotators): the second says so."""
+    import socket
+
+    from alpagasus.errors import AlpagasusError
+    from alpagasus.stages.human import serve
+
+    store = LabelStore(tmp_path / "labels.sqlite")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(AlpagasusError, match=f"127.0.0.1:{port} is already in use") as e:
+            serve(study, store, {"ann": list(study.items)},
+                  SimpleNamespace(links=str(tmp_path / "links.json"), host="127.0.0.1",
+                                  port=port, hosts=[]))
+    store.close()
+    assert "human.port=0" in e.value.hint
 
 
 @pytest.mark.slow

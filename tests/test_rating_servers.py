@@ -140,18 +140,23 @@ def test_kill_9_at_random_points_then_resume(tmp_path):
     db = root / "cache" / "judge.sqlite"
     rng = random.Random(int(os.environ.get("KILL_SEED", "3")))
     targets = sorted(rng.sample(range(20, unique - 40), 3))
-    with counting_server(tmp_path, "--latency-ms", "100") as server:
+    with counting_server(tmp_path) as server:
         cmd = _rate_cmd(root, data, server.url, f"judge.concurrency={concurrency}")
         kills = 0
         for target in targets:
+            # The server replies up to the kill point and holds the rest: the job is stopped
+            # there with its requests in flight, however fast or slow it runs.
+            server.hold_after(target - _stored(db))
             proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 240  # a ceiling: the job stops at target itself
             while _stored(db) < target and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert proc.poll() is None, "the rating finished before it could be killed"
+                time.sleep(0.05)
+            assert proc.poll() is None, "the rating job exited before its kill point"
+            assert _stored(db) == target
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+            server.release()  # the dead job's held requests end (as they would, paid)
             kills += 1
         stored_before_resume = _stored(db)
         assert stored_before_resume < unique

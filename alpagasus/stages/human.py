@@ -24,6 +24,7 @@ old one stays) and copied into the Hydra run folder.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
@@ -36,6 +37,7 @@ from alpagasus.artifacts import Artifact
 from alpagasus.config import HumanConfig
 from alpagasus.context import RunContext
 from alpagasus.data import fingerprint
+from alpagasus.errors import AlpagasusError
 from alpagasus.human.access import load_links
 from alpagasus.human.server import StudyServer
 from alpagasus.human.study import LabelStore, Study, StudyItem
@@ -163,7 +165,15 @@ def serve(study: Study, store: LabelStore, assigned: dict[str, list[StudyItem]],
     """Serve the pages until every annotator's Finish, the organiser's Stop or Ctrl-C; every
     label is already stored either way."""
     links = load_links(hc.links, list(assigned))
-    server = StudyServer(study, store, assigned, links, hc.host, hc.port, list(hc.hosts))
+    try:
+        server = StudyServer(study, store, assigned, links, hc.host, hc.port, list(hc.hosts))
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise
+        # Another study page (another job, another study) already listens there.
+        raise AlpagasusError(f"human.port={hc.port}: {hc.host}:{hc.port} is already in use",
+                             hint="set human.port to a free port, or human.port=0 for any "
+                                  "free one (the links are printed)") from e
     labels = store.all_labels(study.key)
     # The only place the tokens are shown: printed to this terminal, never logged.
     lines = [f"\nhuman study: {len(study.items)} prompts, {len(assigned)} annotator(s). "
