@@ -58,14 +58,20 @@ def run(ctx: RunContext, arm: Arm | None = None) -> Artifact:
     return ctx.once(f"rate/{arm.judge.name}/{arm.prompt}", lambda: _run(ctx, arm))
 
 
+def rating_config(judge_cfg: JudgeConfig, prompt: str) -> dict[str, Any]:
+    """The rate artifact's config (its inputs: {"data": the data key}); stage=plan uses it."""
+    template = rating_prompt(prompt)
+    return {"judge": judge_identity(judge_cfg), "prompt": template.name,
+            "prompt_hash": template.hash, "parser_version": PARSER_VERSION}
+
+
 def _run(ctx: RunContext, arm: Arm) -> Artifact:
     from alpagasus.judges.engine import make_engine_options
 
     cfg = ctx.cfg
     judge_cfg = arm.judge
     template = rating_prompt(arm.prompt)
-    config = {"judge": judge_identity(judge_cfg), "prompt": template.name,
-              "prompt_hash": template.hash, "parser_version": PARSER_VERSION}
+    config = rating_config(judge_cfg, arm.prompt)
     if cfg.rate.import_path:
         import_ratings(Path(cfg.rate.import_path).expanduser(), template, judge_cfg,
                        cfg.paths.judge_cache, cfg.paths.judge_cache_journal)
