@@ -104,8 +104,8 @@ def suggestions(arch: Arch, cfg: Any, machine: Machine) -> str:
         tips.append(f"or {needed} GPUs: accelerate launch --config_file alpagasus/conf/accelerate/"
                     f"{ACCELERATE_FILES.get(setup.strategy, 'fsdp.yaml')} --num_processes "
                     f"{needed} -m alpagasus ...")
-    elif needed is not None:
-        tips.append(f"or {needed} such devices")
+    elif not machine.is_gpu:
+        tips.append("or a GPU machine (stage=plan hardware=a100_80gb_x4 shows what fits)")
     else:
         tips.append("or more GPUs")
     return "; ".join(tips)

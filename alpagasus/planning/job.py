@@ -209,6 +209,12 @@ class JobPlanner:
         cfg, tc, m = self.cfg, self.cfg.train, self.machine
         config, inputs = train.training_spec(self.ctx, sel.key)
         key = artifact_key(config, inputs)
+        if self.items is None:  # no data: nothing to count (listed under missing)
+            return {"name": arm.name, "role": arm.role, "method": str(cfg.train.method),
+                    "strategy": None, "items": None, "items_exact": False,
+                    "items_bound": "data not loaded", "tokens": None, "steps": None, "key": key,
+                    "reused": False, "peak_memory_gib": None, "fits": None, "gpu_hours": None,
+                    "wall_hours": None}
         lengths, method_text = counting.training_lengths(tuple(sel.items), self.found.tokenizer,
                                                          tc.max_length)
         if not sel.exact:

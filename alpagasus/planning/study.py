@@ -119,7 +119,7 @@ def markdown(plan: dict[str, Any], title: str = "Plan") -> str:
     out += ["## Trainings", "", _table(
         ["name", "method", "items", "exact", "tokens", "steps", "peak GiB/device", "fits",
          "GPU-hours", "wall hours", "reused"],
-        [[x["name"], f"{x['method']} ({x['strategy']})", x["items"], x["items_exact"],
+        [[x["name"], f"{x['method']}" + (f" ({x['strategy']})" if x["strategy"] else ""), x["items"], x["items_exact"],
           x["tokens"], x["steps"], x.get("peak_memory_gib"), x.get("fits"), x.get("gpu_hours"),
           x.get("wall_hours"), x["reused"]] for x in plan["trainings"]]), ""]
     bounds = sorted({x["items_bound"] for x in plan["trainings"] if not x["items_exact"]})

@@ -9,6 +9,8 @@ directory, counting shared work once. No API request, no model download or load,
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,19 @@ def output_dir(ctx: RunContext) -> Path:
     return Path(ctx.cfg.paths.root) / "plan"
 
 
+def offline() -> None:
+    """A plan asks no server: hub lookups (data, configs) read the local cache only. For this
+    process, which plans and does nothing else."""
+    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+    for module, attr in (("huggingface_hub.constants", "HF_HUB_OFFLINE"),
+                         ("datasets.config", "HF_HUB_OFFLINE"),
+                         ("datasets.config", "HF_DATASETS_OFFLINE")):
+        if hasattr(sys.modules.get(module), attr):
+            setattr(sys.modules[module], attr, True)
+
+
 def run(ctx: RunContext) -> dict[str, Any]:
+    offline()
     plan = plan_job(ctx)
     job = hydra_job() or {}
     plan["job"] = job.get("num") if job.get("mode") == "multirun" else None
