@@ -1,7 +1,7 @@
 """A model's shape and tokenizer, found without a download.
 
-In order: the model preset's ``arch`` (7b, 13b, the embedded default carry theirs), a local
-folder's config.json, the converted embedded model, or the local HF cache (never the
+In order: a local folder's or the local HF cache's config.json (the model itself), then the
+model preset's ``arch`` (7b, 13b, the embedded default carry theirs; never the
 network). When none has it, the plan says why instead of guessing.
 """
 
@@ -97,17 +97,20 @@ def find(name_or_path: str, cache_dir: str | Path, preset: Any = None) -> Found:
     """The architecture of a model (``preset``: the model group's ``arch`` node, if any)."""
     folder, looked = local_folder(name_or_path, Path(cache_dir))
     tokenizer = str(folder) if folder is not None and has_tokenizer(folder) else None
+    # The model's own config.json first: a preset's arch is stale when model.name_or_path
+    # is overridden to another model.
+    arch = None
+    if folder is not None:
+        arch = arch_from_config(json.loads((folder / "config.json").read_text()))
+        if arch is not None:
+            return Found(arch, f"{folder}/config.json", tokenizer)
     if preset is not None:
         return Found(arch_from_node(preset), "the model preset's arch", tokenizer)
     if folder is None:
         return Found(None, f"no architecture: {looked}; give model.arch.* (layers, hidden, "
                            "intermediate, heads, vocab) or download the model once")
-    config = json.loads((folder / "config.json").read_text())
-    arch = arch_from_config(config)
-    if arch is None:
-        return Found(None, f"{folder}/config.json: not a decoder layout the planner knows "
-                           "(num_hidden_layers, hidden_size, ...); give model.arch.*")
-    return Found(arch, f"{folder}/config.json", tokenizer)
+    return Found(None, f"{folder}/config.json: not a decoder layout the planner knows "
+                       "(num_hidden_layers, hidden_size, ...); give model.arch.*")
 
 
 def gated(name_or_path: str) -> bool:
