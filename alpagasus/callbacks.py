@@ -25,6 +25,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from alpagasus import sweep
+from alpagasus.planning import study
 
 log = logging.getLogger("alpagasus.sweep")
 
@@ -89,6 +90,13 @@ class SweepCallback(Callback):
             # (the others write no result.json, so their sweep would look failed).
             return
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        if str(OmegaConf.select(config, "stage")) in ("plan", "Stage.plan"):
+            # -m ... stage=plan: the jobs' plans merged into the study plan, nothing run.
+            plan = study.write_study_plan(sweep_dir)
+            if plan is not None and self.print_table:
+                print("\n" + study.markdown(plan, f"Study plan ({plan['jobs']} jobs)")
+                      + f"\nwritten: {sweep_dir / study.PLAN_JSON}", flush=True)
+            return
         report = sweep.write_report(sweep_dir)
         if self.print_table:
             print("\n" + sweep.summary(report), flush=True)

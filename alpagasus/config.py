@@ -47,6 +47,7 @@ class Stage(Mode):
     analyze = "analyze"
     compare = "compare"
     noise = "noise"
+    plan = "plan"
 
 
 class JudgeBackend(Mode):
@@ -144,6 +145,20 @@ def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
 
 
 @dataclass
+class ArchConfig:
+    """A model's shape, so planning needs no download (alpagasus/planning/architecture.py)."""
+
+    layers: int = MISSING
+    hidden: int = MISSING
+    intermediate: int = MISSING
+    heads: int = MISSING
+    vocab: int = MISSING
+    kv_heads: int | None = None  # None: heads (no grouped-query attention)
+    tied_embeddings: bool = False
+    params: int | None = None  # None: counted from the shape (Llama layout)
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING
     # An HF hub id, a local folder, or "embedded:smollm2" for the GGUF model shipped on PyPI.
@@ -154,6 +169,7 @@ class ModelConfig:
     # installed, else sdpa; or name one explicitly (sdpa | eager | flash_attention_2).
     attn_implementation: str = "auto"
     trust_remote_code: bool = False
+    arch: ArchConfig | None = None  # None: read config.json from a local folder or HF cache
 
 
 class ReplyBound(str, Enum):  # noqa: UP042 (StrEnum: Python >= 3.11)
@@ -417,6 +433,18 @@ class TestsetsConfig:
         _positive("testsets.limit", self.limit)
 
 
+class TrainStrategy(str, Enum):  # noqa: UP042
+    """How training spreads over several GPUs; also picks conf/accelerate/<file> to launch."""
+
+    auto = "auto"  # fsdp for full fine-tuning on several GPUs (the paper's), else ddp
+    fsdp = "fsdp"  # FSDP full shard: weights, gradients, optimizer states sharded
+    ddp = "ddp"  # each GPU holds everything
+    zero2 = "zero2"  # DeepSpeed ZeRO-2: optimizer states and gradients sharded
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class TrainConfig:
     name: str = MISSING
@@ -433,6 +461,7 @@ class TrainConfig:
     max_steps: int = -1  # > 0 overrides epochs
     packing: bool = True
     gradient_checkpointing: bool = False
+    strategy: TrainStrategy = TrainStrategy.auto  # not in the artifact key
     save_steps: int = 200
     logging_steps: int = 5
     seed: int = 42
@@ -619,6 +648,36 @@ class CompareConfig:
 
 
 @dataclass
+class HardwareConfig:
+    """The machine a plan is made for (`hardware` group); `auto` detects this one, and any
+    field set here (hardware.memory_gib=...) overrides what detection finds."""
+
+    name: str = "auto"
+    gpu: str | None = None  # "cpu" for a CPU-only machine
+    gpus: int | None = None
+    memory_gib: float | None = None  # per GPU (CPU: the machine's RAM)
+    bf16_tflops: float | None = None  # dense peak per GPU (CPU: fp32 peak of all cores)
+    mfu: float | None = None  # assumed model FLOPs utilization of that peak in training
+    memory_bandwidth_gbs: float | None = None  # per GPU: bounds decoding speed
+    price_per_gpu_hour: float | None = None  # then the plan prices compute too
+
+    def __post_init__(self) -> None:
+        for key in ("gpus", "memory_gib", "bf16_tflops", "memory_bandwidth_gbs"):
+            _positive(f"hardware.{key}", getattr(self, key))
+        _positive("hardware.price_per_gpu_hour", self.price_per_gpu_hour, allow_zero=True)
+        if self.mfu is not None and not 0 < self.mfu <= 1:
+            raise ConfigError(f"hardware.mfu={self.mfu}: must be in (0, 1]")
+
+
+@dataclass
+class PlanConfig:
+    """stage=plan, and the fit check every train/generate/IFD run makes before loading."""
+
+    # false: run a step the estimate says cannot fit this machine (an expert's override).
+    check_fit: bool = True
+
+
+@dataclass
 class LoggerConfig:
     name: str = MISSING
     enabled: bool = True
@@ -707,6 +766,8 @@ class Config:
     ifd: IFDConfig = field(default_factory=IFDConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
     logger: LoggerConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
 

@@ -51,9 +51,17 @@ def _run(cfg: DictConfig, record: JobRecord) -> float | None:
         from alpagasus.stages import train
 
         train.validate(cfg)
+    if spec.trains or spec.loads_models:
+        from alpagasus.planning import fit
+
+        # Before any download or load: refuse a step that cannot fit this machine.
+        fit.check(cfg, spec.name, trains=spec.trains, generates=spec.needs_testsets)
     _warn_demo_threshold(cfg)
     store = ArtifactStore(cfg.paths.artifacts, cfg.paths.lock, cfg.paths.lock_timeout_s)
     ctx = record.ctx = RunContext(cfg=cfg, store=store, tracker=Tracker.off())
+    if spec.plans:  # spends nothing: what is missing is listed in the plan, not raised
+        spec.target(ctx)
+        return None
     # Then every input the target needs, before any model is loaded or API called.
     for arm in ctx.arms.values():
         get_strategy(arm.method).check_data(arm, len(ctx.items))

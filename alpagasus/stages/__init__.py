@@ -23,6 +23,9 @@ class StageSpec:
     needs_testsets: bool = False  # test prompts are loaded and validated up front
     trains: bool = False  # training config and model preflight are checked up front
     check: Callable[[RunContext], Any] | None = None  # the stage's own input checks, up front
+    # Spends nothing (stage=plan): no input check fails it, no fit check, no W&B run.
+    plans: bool = False
+    loads_models: bool = False  # checks its steps fit the machine before loading (ifd)
 
 
 def _module(name: str):
@@ -66,7 +69,8 @@ STAGES: dict[str, StageSpec] = {s.name: s for s in [
               lambda ctx: _module("benchmark").run(ctx), trains=True),
     StageSpec("human", "a blind human study of the two arms' answers, vs the LLM judge",
               lambda ctx: _module("human").run(ctx), needs_testsets=True, trains=True),
-    StageSpec("ifd", "per-item Instruction-Following Difficulty with a small LM", _ifd),
+    StageSpec("ifd", "per-item Instruction-Following Difficulty with a small LM", _ifd,
+              loads_models=True),
     StageSpec("analyze", "compare selections: overlap, agreement, AUC against a reference",
               lambda ctx: _module("analyze").run(ctx)),
     StageSpec("noise", "re-rate a sample k times: the judge's own noise (spread, flips, alpha)",
@@ -75,4 +79,6 @@ STAGES: dict[str, StageSpec] = {s.name: s for s in [
     StageSpec("compare", "judge two answer files (compare.a, compare.b) pairwise and report",
               lambda ctx: _module("report").run_compare(ctx),
               check=lambda ctx: _module("judge").check_compare(ctx)),
+    StageSpec("plan", "what the run would cost: API dollars, GPU memory and hours, reuse",
+              lambda ctx: _module("plan").run(ctx), plans=True),
 ]}

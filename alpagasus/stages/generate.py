@@ -311,14 +311,20 @@ def generator_identity(cfg: GeneratorConfig) -> dict[str, Any] | None:
     return {"backend": backend.value, "dtype": cfg.dtype, "max_model_len": cfg.max_model_len}
 
 
-def ensure_answers(store: ArtifactStore, prompts: list[TestPrompt], source: ModelSource,
-                   gen: GenerateConfig, generator: GeneratorConfig, inputs: dict[str, str],
-                   meta: dict[str, Any] | None = None, desc: str = "generate") -> Artifact:
-    """The answers artifact for ``source`` on ``prompts``: reused, resumed or built."""
+def answers_config(gen: GenerateConfig, generator: GeneratorConfig) -> dict[str, Any]:
+    """The generate artifact's config (inputs: the model and test sets); stage=plan uses it."""
     config = _plain(gen)
     identity = generator_identity(generator)
     if identity is not None:
         config["generator"] = identity
+    return config
+
+
+def ensure_answers(store: ArtifactStore, prompts: list[TestPrompt], source: ModelSource,
+                   gen: GenerateConfig, generator: GeneratorConfig, inputs: dict[str, str],
+                   meta: dict[str, Any] | None = None, desc: str = "generate") -> Artifact:
+    """The answers artifact for ``source`` on ``prompts``: reused, resumed or built."""
+    config = answers_config(gen, generator)
     backend = GeneratorBackend(generator.backend)
     chunk = generator.chunk_size or gen.batch_size
 

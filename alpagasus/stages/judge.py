@@ -210,23 +210,34 @@ def judgment_rows(pairs: list[tuple[dict, dict]], replies: list[JudgeReply],
     return rows
 
 
+def judgments_config(eval_judge: Any) -> dict[str, Any]:
+    """The judge artifact's config (inputs: both answer sets' keys); stage=plan uses it."""
+    return {"judge": judge_identity(eval_judge), "prompt": PAIRWISE_PROMPT.name,
+            "prompt_hash": PAIRWISE_PROMPT.hash, "parser_version": PARSER_VERSION,
+            "revision_policy": str(eval_judge.revision_policy),
+            "question_format": QUESTION_FORMAT}
+
+
+def pair_requests(pairs: list[tuple[dict, dict]]) -> list[Any]:
+    """Both orders of every pair, A first then B first, as the judge is asked."""
+    requests = []
+    for ra, rb in pairs:
+        q = question(ra)
+        requests.append(PAIRWISE_PROMPT.messages(question=q, answer_1=ra["answer"],
+                                                 answer_2=rb["answer"]))
+        requests.append(PAIRWISE_PROMPT.messages(question=q, answer_1=rb["answer"],
+                                                 answer_2=ra["answer"]))
+    return requests
+
+
 def judge_pairs(ctx: RunContext, pairs: list[tuple[dict, dict]],
                 inputs: dict[str, str]) -> Artifact:
     """The judgments artifact for ``pairs`` (judged in both orders by ``eval_judge``)."""
     cfg = ctx.cfg
-    config = {"judge": judge_identity(cfg.eval_judge), "prompt": PAIRWISE_PROMPT.name,
-              "prompt_hash": PAIRWISE_PROMPT.hash, "parser_version": PARSER_VERSION,
-              "revision_policy": str(cfg.eval_judge.revision_policy),
-              "question_format": QUESTION_FORMAT}
+    config = judgments_config(cfg.eval_judge)
 
     def build(workdir: Path) -> dict[str, Any]:
-        requests = []
-        for ra, rb in pairs:
-            q = question(ra)
-            requests.append(PAIRWISE_PROMPT.messages(question=q, answer_1=ra["answer"],
-                                                     answer_2=rb["answer"]))
-            requests.append(PAIRWISE_PROMPT.messages(question=q, answer_1=rb["answer"],
-                                                     answer_2=ra["answer"]))
+        requests = pair_requests(pairs)
         # The same engine and reply cache as the rating judge; budget and dry run are
         # rating options, so the evaluation only shares the progress setting.
         judge = make_judge(cfg.eval_judge, ctx.cache_dir, cfg.paths.judge_cache,

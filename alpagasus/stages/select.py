@@ -52,12 +52,19 @@ def unique_positions(items: list[Item]) -> tuple[list[int], list[int]]:
     return firsts, where
 
 
+def selection_spec(arm: Arm, size: Any, data_key: str,
+                   upstream: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The select artifact's (config, inputs); stage=plan uses it too."""
+    config = {"method": arm.method, **get_strategy(arm.method).key(arm), "size": size}
+    return config, {"data": data_key, **upstream}
+
+
 def _run(ctx: RunContext, arm: Arm) -> Artifact:
     strategy = get_strategy(arm.method)
     size = resolve_size(ctx, arm)
     upstream = strategy.inputs(ctx, arm)
-    config = {"method": arm.method, **strategy.key(arm), "size": size}
-    inputs = {"data": ctx.data_key, **{name: a.key for name, a in upstream.items()}}
+    config, inputs = selection_spec(arm, size, ctx.data_key,
+                                    {name: a.key for name, a in upstream.items()})
     items = ctx.items
 
     def build(workdir: Path) -> dict[str, Any]:

@@ -177,15 +177,23 @@ def run(ctx: RunContext, arm: Arm) -> Artifact:
     return ctx.once(f"train/{arm.role}", lambda: _run(ctx, arm))
 
 
-def _run(ctx: RunContext, arm: Arm) -> Artifact:
-    cfg = ctx.cfg  # already validated by main.run; train() re-checks via preflight()
-    selection = select.run(ctx, arm)
-    items = [Item(**d) for d in select.read_selected(selection)]
-    inputs = {"dataset": f"select/{selection.key}"}
+def training_spec(ctx: RunContext, selection_key: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The train artifact's (config, inputs) for a selection; stage=plan uses it too."""
     config = {k: ctx.section(k) for k in ("model", "lora", "quant", "train")}
     for section in config.values():
         section.pop("name", None)  # a preset's name does not change the weights
     config["train"].pop("method", None)  # implied by lora/quant, already in the key
+    # How it is spread over GPUs, and the shape planning reads, do not change the weights.
+    config["train"].pop("strategy", None)
+    config["model"].pop("arch", None)
+    return config, {"dataset": f"select/{selection_key}"}
+
+
+def _run(ctx: RunContext, arm: Arm) -> Artifact:
+    cfg = ctx.cfg  # already validated by main.run; train() re-checks via preflight()
+    selection = select.run(ctx, arm)
+    items = [Item(**d) for d in select.read_selected(selection)]
+    config, inputs = training_spec(ctx, selection.key)
 
     def build(workdir: Path) -> dict[str, Any]:
         return train(cfg, items, workdir, ctx, log_prefix=f"train/{arm.name}")
