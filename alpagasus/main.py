@@ -17,6 +17,7 @@ from alpagasus.artifacts import ArtifactStore
 from alpagasus.config import register_configs, validate
 from alpagasus.context import RunContext
 from alpagasus.errors import register_resolvers, run_cli
+from alpagasus.shipped import register_resolver as register_shipped_resolver
 from alpagasus.sweep import JobRecord
 from alpagasus.sweep import register_resolvers as register_sweep_resolvers
 from alpagasus.tracking import Tracker
@@ -28,6 +29,7 @@ CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 register_configs()
 register_resolvers()  # ${alpagasus.run_id:} in conf/config.yaml's run folders
 register_sweep_resolvers()  # ${alpagasus.sweep_group:}: one W&B group per sweep
+register_shipped_resolver()  # ${alpagasus.shipped:testsets}: the test sets in the package
 
 
 def run(cfg: DictConfig) -> float | None:

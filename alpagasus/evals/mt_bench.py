@@ -60,6 +60,7 @@ from alpagasus.judges import judge_identity, make_judge
 from alpagasus.judges.engine import EngineOptions
 from alpagasus.parsing import ParsedScore
 from alpagasus.prompts import ChatTemplate, alpaca_prompt
+from alpagasus.shipped import shipped_path
 
 log = logging.getLogger(__name__)
 
@@ -386,14 +387,13 @@ class MTBenchmark(Benchmark):
 
     def prepare(self, ctx: RunContext) -> MTBench:
         spec, judge = ctx.cfg.benchmark, ctx.cfg.eval_judge
-        if not spec.path:
-            raise ConfigError("benchmark=mt_bench needs benchmark.path=FOLDER (question.jsonl, "
-                              "judge_prompts.jsonl, reference_answer_gpt-4.jsonl)")
+        # No path: the copies shipped with the package (the group's default names them too).
+        folder = spec.path or shipped_path("mt_bench")
         if getattr(judge.score_mode, "value", judge.score_mode) == "logits":
             raise ConfigError(f"eval_judge={judge.name} reads scores off digit logits; MT-Bench "
                               "needs the judge's text (its [[rating]]): use an API judge "
                               "(eval_judge=gpt4) or eval_judge.score_mode=text")
-        bench = load_mt_bench(spec.path, spec.question_ids,
+        bench = load_mt_bench(folder, spec.question_ids,
                               int(spec.limit) if spec.limit else None)
         log.info("[mt_bench] %d questions (%d reference-guided) from %s", len(bench.questions),
                  sum(q.needs_reference for q in bench.questions), bench.files["questions"])
