@@ -180,8 +180,12 @@ def run(ctx: RunContext, arm: Arm) -> Artifact:
 def _run(ctx: RunContext, arm: Arm) -> Artifact:
     cfg = ctx.cfg  # already validated by main.run; train() re-checks via preflight()
     selection = select.run(ctx, arm)
-    items = [Item(**d) for d in select.read_selected(selection)]
-    inputs = {"dataset": f"select/{selection.key}"}
+    selected = select.read_selected(selection)
+    items = [Item(**d) for d in selected]
+    # Keyed by the items themselves, in order, not by the selection that chose them: arms that
+    # keep the same items (two thresholds, or a filter that keeps everything and the all-data
+    # arm) share one model, and so its answers (generate is keyed by this model's key).
+    inputs = {"items": select.items_key(selected)}
     config = {k: ctx.section(k) for k in ("model", "lora", "quant", "train")}
     for section in config.values():
         section.pop("name", None)  # a preset's name does not change the weights
