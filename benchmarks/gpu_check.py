@@ -74,6 +74,9 @@ def skip_line() -> str:
 # --- inputs -------------------------------------------------------------------------------------
 
 
+MAX_LENGTH = 512  # train.max_length of every training check (--max-length)
+
+
 def compose(model: str, *overrides: str):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -83,7 +86,7 @@ def compose(model: str, *overrides: str):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return hydra_compose(config_name="config", overrides=[
             "model=smollm2", f"model.name_or_path={model}", "train=smoke",
-            "train.max_length=512", *overrides])
+            f"train.max_length={MAX_LENGTH}", *overrides])
 
 
 def training_items(n: int):
@@ -315,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=32, help="prompts per generation check")
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--json", type=Path, default=ROOT / "outputs" / "gpu_check.json")
+    parser.add_argument("--max-length", type=int, default=MAX_LENGTH,
+                        help="train.max_length of the training checks")
     parser.add_argument("--vllm-timeout", type=int, default=240)
     parser.add_argument("--cpu", action="store_true",
                         help="run the non-quantized checks on the CPU (slow; tests this script)")
@@ -323,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.vllm_child:
         vllm_child(args.vllm_child, args.prompts, args.new_tokens)
         return 0
+    global MAX_LENGTH
+    MAX_LENGTH = args.max_length
 
     if not args.cpu and not cuda_visible():
         print(skip_line())

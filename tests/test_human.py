@@ -272,7 +272,7 @@ def test_stage_human_on_the_tiny_pipeline(trained_root, compose_cfg):
     report = json.loads((human_dirs[0] / "human.json").read_text())
     assert report["labelled"] == min(3, len(items)) and report["prompts"] == len(items)
     assert report["human"]["n"] == report["labelled"]
-    assert report["title"].startswith("A = local≥1 (")
+    assert report["title"].startswith("A = local≥1.5 (")
     assert "Cohen's kappa" in (human_dirs[0] / "human.md").read_text()
     judge_rows = [json.loads(x) for d in (Path(trained_root) / "artifacts" / "judge").iterdir()
                   if (d / "judgments.jsonl").is_file()
