@@ -8,6 +8,9 @@ Padding-free packing by default: the examples of a batch are concatenated into o
 position_ids restarting at 0, and the model keeps attention within each example (needs
 use_cache=False while training).
 
+Keyed by the content of the training set (the selected items, in order) and the model and
+training config, not by the arm: arms whose selections hold the same items share one model.
+
 Output: model/ (a LoRA adapter or full weights, plus tokenizer) and train_log.json.
 Checkpoints live in the artifact's partial folder until the run ends, so rerunning the same
 command after an interrupt resumes from the last one. Under `accelerate launch`/torchrun all
