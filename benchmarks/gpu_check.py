@@ -77,7 +77,7 @@ def skip_line() -> str:
 MAX_LENGTH = 512  # train.max_length of every training check (--max-length)
 
 
-def compose(model: str, *overrides: str):
+def compose(model: str, max_length: int, *overrides: str):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
@@ -86,7 +86,7 @@ def compose(model: str, *overrides: str):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return hydra_compose(config_name="config", overrides=[
             "model=smollm2", f"model.name_or_path={model}", "train=smoke",
-            f"train.max_length={MAX_LENGTH}", *overrides])
+            f"train.max_length={max_length}", *overrides])
 
 
 def training_items(n: int):
@@ -136,14 +136,15 @@ def reset_peak(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def train_check(name: str, model_path: str, steps: int, device: str, fixed_batch: bool) -> dict:
+def train_check(name: str, model_path: str, steps: int, device: str, fixed_batch: bool,
+                max_length: int = MAX_LENGTH) -> dict:
     """``steps`` optimizer steps of one training method; the first step is warm-up (untimed)."""
     import torch
 
     from alpagasus.models import load_tokenizer
     from alpagasus.stages.train import load_trainable_model
 
-    cfg = compose(model_path, *TRAIN_GROUPS[name])
+    cfg = compose(model_path, max_length, *TRAIN_GROUPS[name])
     tok = load_tokenizer(model_path)
     data = batches(tok, training_items(4 * (steps + 1)), cfg.train.per_device_batch_size,
                    bool(cfg.train.packing), cfg.train.max_length)
@@ -328,8 +329,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.vllm_child:
         vllm_child(args.vllm_child, args.prompts, args.new_tokens)
         return 0
-    global MAX_LENGTH
-    MAX_LENGTH = args.max_length
 
     if not args.cpu and not cuda_visible():
         print(skip_line())
@@ -350,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:  # training first: no model here has generated
         try:
             rows.append(train_check(name, path, args.steps, device,
-                                    fixed_batch=name in ("qlora_nf4", "full_bf16")))
+                                    fixed_batch=name in ("qlora_nf4", "full_bf16"),
+                                    max_length=args.max_length))
         except Exception as e:
             rows.append({"check": name, "status": f"FAILED: {type(e).__name__}: {e}"[:300]})
         print(table(rows[-1:]).splitlines()[-1], flush=True)
