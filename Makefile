@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint clean-outputs
+.PHONY: setup run test lint gpu-check clean-outputs
 
 setup: $(STAMP)
 
@@ -28,6 +28,11 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check alpagasus tests $(wildcard benchmarks)
+
+# On a lent CUDA machine: QLoRA/full/packed training, generation throughput, peak memory
+# (docs/gpu-check.md). Without CUDA it says "no CUDA device: skipped" and exits 0.
+gpu-check: setup
+	$(BIN)/python benchmarks/gpu_check.py $(ARGS)
 
 clean-outputs:
 	rm -rf outputs/artifacts outputs/runs outputs/multiruns outputs/wandb

@@ -18,6 +18,7 @@ from alpagasus.config import register_configs, validate
 from alpagasus.context import RunContext
 from alpagasus.errors import register_resolvers, run_cli
 from alpagasus.help import register_resolvers as register_help_resolvers
+from alpagasus.shipped import register_resolver as register_shipped_resolver
 from alpagasus.sweep import JobRecord
 from alpagasus.sweep import register_resolvers as register_sweep_resolvers
 from alpagasus.tracking import Tracker
@@ -30,6 +31,7 @@ register_configs()
 register_resolvers()  # ${alpagasus.run_id:} in conf/config.yaml's run folders
 register_sweep_resolvers()  # ${alpagasus.sweep_group:}: one W&B group per sweep
 register_help_resolvers()  # the stage and experiment lists of `alpagasus --help`
+register_shipped_resolver()  # ${alpagasus.shipped:testsets}: the test sets in the package
 
 
 def run(cfg: DictConfig) -> float | None:

@@ -39,6 +39,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from alpagasus import shared_models
 from alpagasus.shared_files import (
     exclusive_lock,
     replaced_on_success,
@@ -52,7 +53,8 @@ RESULT = "result.json"
 CSV = "sweep.csv"
 MARKDOWN = "sweep.md"
 RESULT_VERSION = 1
-SECTIONS: tuple[str, ...] = ("alpagasus.analysis:sweep_section",)
+SECTIONS: tuple[str, ...] = ("alpagasus.shared_models:sweep_section",
+                             "alpagasus.analysis:sweep_section")
 
 
 class JobStatus(str, Enum):  # noqa: UP042
@@ -391,6 +393,7 @@ def rows(results: list[dict[str, Any]], swept: list[str]) -> list[dict[str, Any]
     """One row per job and test set (one row with an empty test set for a job without a
     report table: failed, stopped, or a sweep that ends before `report`)."""
     out = []
+    models = shared_models.shared_models(results)  # arms with the same items share a model
     for result in results:
         job = result.get("job", {})
         overrides = _override_map(result)
@@ -403,6 +406,7 @@ def rows(results: list[dict[str, Any]], swept: list[str]) -> list[dict[str, Any]
             **{key: overrides.get(key, "") for key in swept},
             "arm_a": arms.get("a", {}).get("label", ""), "arm_b": arms.get("b", {}).get("label", ""),
             "kept_a": arms.get("a", {}).get("kept"), "kept_b": arms.get("b", {}).get("kept"),
+            **shared_models.row_models(result, models),
             "rating_input_tokens": rating.get("input_tokens"),
             "rating_output_tokens": rating.get("output_tokens"),
             "rating_cost_usd": rating.get("cost_usd"),
@@ -449,8 +453,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def markdown_table(table: list[dict[str, Any]], swept: list[str]) -> str:
     has_ci = any(r.get("ci_low") is not None for r in table)
-    head = ["job", "status", *swept, "arm A", "arm B", "test set", "win", "tie", "lose", "N",
-            "winning score", *(["95% CI"] if has_ci else [])]
+    has_models = any(shared_models.cell(r) for r in table)
+    head = ["job", "status", *swept, "arm A", "arm B", *(["model A / B"] if has_models else []),
+            "test set", "win", "tie", "lose", "N", "winning score", *(["95% CI"] if has_ci else [])]
     lines = ["| " + " | ".join(head) + " |",
              "|" + "|".join("---:" if h in ("win", "tie", "lose", "N", "winning score") else "---"
                             for h in head) + "|"]
@@ -458,8 +463,9 @@ def markdown_table(table: list[dict[str, Any]], swept: list[str]) -> str:
         ci = (f"{_fmt(r.get('ci_low'))}-{_fmt(r.get('ci_high'))}"
               if r.get("ci_low") is not None else "")
         cells = [r["job"], r["status"], *(r.get(k, "") for k in swept), r["arm_a"], r["arm_b"],
-                 r["test_set"], r.get("win"), r.get("tie"), r.get("lose"), r.get("n"),
-                 r.get("winning_score"), *([ci] if has_ci else [])]
+                 *([shared_models.cell(r)] if has_models else []), r["test_set"], r.get("win"),
+                 r.get("tie"), r.get("lose"), r.get("n"), r.get("winning_score"),
+                 *([ci] if has_ci else [])]
         lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     return "\n".join(lines)
 

@@ -17,7 +17,9 @@ TINY = [
     "testsets.limit=3",
     "train=smoke",
     "generate.max_new_tokens=8",
-    "threshold=1.0",
+    # Arm A keeps 9 of the 12 items (the embedded judge rates them 1.0-2.5), arm B all 12: two
+    # distinct models. At <= 1.0 arm A keeps all 12 and both arms share one model.
+    "threshold=1.5",
 ]
 
 

@@ -203,7 +203,7 @@ def test_stage_benchmark_on_both_arms(trained_root, compose_cfg, local_task, cap
         assert 0 <= json.loads((path.parent / "scores.json").read_text())[TASK] <= 1
     assert roles == {"a", "b"}
     [comparison] = [json.loads(p.read_text()) for p in artifacts.glob("benchmark/*/benchmark.json")]
-    assert comparison["title"].startswith("open_llm: A = local≥1 (")
+    assert comparison["title"].startswith("open_llm: A = local≥1.5 (")
     assert [r["metric"] for r in comparison["rows"]] == [TASK, "average"]
     row = comparison["rows"][0]
     assert row["diff"] == pytest.approx(row["a"] - row["b"])

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,17 +16,19 @@ from alpagasus.config import TestsetsConfig
 from alpagasus.data import DataError, load_testsets
 from alpagasus.judges import JudgeReply
 from alpagasus.main import run
+from alpagasus.shipped import shipped_path
 from alpagasus.stages.judge import (
+    NoVerdictError,
     answer_from_record,
+    check_some_verdict,
     judgment_rows,
     load_answers,
     pair_answers,
     question,
 )
-from tests.conftest import SHARED_DATA
-from tests.servers import katan
+from tests.servers import fake_chat, katan
 
-TESTSETS = SHARED_DATA / "testsets"
+TESTSETS = shipped_path("testsets")  # the paper's sets as the package ships them
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -148,8 +152,6 @@ def katan_judge(url: str) -> list[str]:
 
 
 def paper_prompts(limit: int):
-    if not TESTSETS.is_dir():
-        pytest.skip(f"{TESTSETS} not present")
     files = {n: str(TESTSETS / f"{n}_test_set.jsonl") for n in ("vicuna", "wizardlm")}
     return load_testsets(TestsetsConfig(name="paper", files=files, limit=limit))
 
@@ -177,43 +179,85 @@ def test_compare_two_answer_files_through_the_engine(tiny_cfg, tmp_path, capsys)
             run(tiny_cfg("stage=compare", f"compare.a={a}", *judge))
         assert server.completed() == 0  # no judge call on bad input
 
+        # The echo server repeats the request: no reply holds a verdict, so the evaluation
+        # stops (like a rating without one score) and writes no judge or report artifact.
         cfg = tiny_cfg("stage=compare", f"compare.a={a}", f"compare.b={b}",
                        "compare.name_b=model-b", "report.rule=strict", *judge)
-        run(cfg)
+        with pytest.raises(NoVerdictError, match=r"no verdict from eval_judge openai_compatible "
+                                                 r"\(katan-echo\): all 12 replies for 6 prompts"):
+            run(cfg)
         assert server.completed() == 12  # 6 prompts x 2 orders
+        assert not list((tmp_path / "artifacts" / "judge").glob("*/manifest.json"))
+
+    # A judge that scores: A's answer 8, B's 3, whichever position it is shown in.
+    with fake_chat(_prefers_a) as fake:
+        cfg = tiny_cfg("stage=compare", f"compare.a={a}", f"compare.b={b}",
+                       "compare.name_b=model-b", "report.rule=strict", "eval_judge=openai_compatible",
+                       f"eval_judge.base_url={fake.url}", "eval_judge.model=fake-judge",
+                       "logger.enabled=false", "rate.progress=false")
+        run(cfg)
+        assert len(fake.requests) == 12
         report_dir = next((tmp_path / "artifacts" / "report").glob("*/report.json")).parent
         report = json.loads((report_dir / "report.json").read_text())
         assert report["title"] == "A = model_a.jsonl vs B = model-b; judge openai_compatible"
         assert report["rule"] == "strict" and "FastChat" in report["rule_text"]
         assert set(report["table"]) == {"vicuna", "wizardlm", "all"}
         assert set(report["categories"]) == {"vicuna", "wizardlm"}
-        # The echo server repeats the request: no scores, so every prompt is unparsed.
-        assert report["table"]["all"]["unparsed"] == 6 and report["table"]["all"]["n"] == 0
+        assert (report["table"]["all"]["win"], report["table"]["all"]["n"]) == (6, 6)
         judgments = [json.loads(x) for x in next(
             (tmp_path / "artifacts" / "judge").glob("*/judgments.jsonl")).read_text().splitlines()]
-        for j in judgments:
-            assert j["reply_a_first"].startswith("[echo]") and j["reply_b_first"].startswith("[echo]")
-            a_first = j["reply_a_first"].index("Assistant 1's Answer]\nA says")
-            assert a_first > 0 and "Assistant 1's Answer]\nB says" in j["reply_b_first"]
+        for j in judgments:  # A was Assistant 1 in the first order, Assistant 2 in the second
+            assert (j["scores_a_first"], j["scores_b_first"]) == ([8.0, 3.0], [3.0, 8.0])
+            assert j["verdict"] == "win"
         out = capsys.readouterr().out
         assert "rule: strict" in out and "| vicuna / generic |" in out and "95% CI" in out
 
         # Rerun: every artifact reused, nothing sent.
         run(cfg)
-        assert server.completed() == 12
+        assert len(fake.requests) == 12
+
+
+def _prefers_a(messages: list[dict]) -> str:
+    user = messages[-1]["content"]
+    return "8 3" if "Assistant 1's Answer]\nA says" in user else "3 8"
+
+
+def test_an_evaluation_without_one_verdict_exits_non_zero(tmp_path):
+    """`alpagasus stage=compare` against a judge whose every reply is unreadable: exit 1, one
+    message that says so, and no judge artifact (rating already refuses the same way)."""
+    a = write_jsonl(tmp_path / "a.jsonl", ours(2, answer="A"))
+    b = write_jsonl(tmp_path / "b.jsonl", ours(2, answer="B"))
+    with fake_chat(lambda messages: "Both answers are fine.") as fake:
+        out = subprocess.run(
+            [sys.executable, "-m", "alpagasus", "stage=compare", f"compare.a={a}",
+             f"compare.b={b}", "eval_judge=openai_compatible", f"eval_judge.base_url={fake.url}",
+             "eval_judge.model=fake-judge", "logger.enabled=false", "rate.progress=false",
+             f"paths.root={tmp_path}"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert len(fake.requests) == 4
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert ("no verdict from eval_judge openai_compatible (fake-judge): all 4 replies for 2 "
+            "prompts hold no pair of scores (4 unparsed") in out.stderr
+    assert "fix: check eval_judge.model" in out.stderr and "Traceback" not in out.stderr
+    assert not list((tmp_path / "artifacts" / "judge").glob("*/manifest.json"))
+
+
+def test_one_readable_order_is_enough():
+    """Only an evaluation with not one verdict stops: a single parsed reply is a result."""
+    pairs = pair_answers(ours(2, answer="A"), ours(2, answer="B"))
+    replies = [JudgeReply(text="8 3", status="ok")] + [JudgeReply(text="fine", status="ok")] * 3
+    check_some_verdict(judgment_rows(pairs, replies), None, "cache.sqlite")  # no raise
 
 
 @pytest.mark.slow
 def test_pipeline_on_the_paper_sets_with_an_api_eval_judge(tiny_cfg, tmp_path):
-    """The whole pipeline on the tiny config, the paper's four test sets (2 prompts each),
-    the pairwise judge served over the OpenAI protocol."""
-    if not TESTSETS.is_dir():
-        pytest.skip(f"{TESTSETS} not present")
-    with katan(tmp_path) as server:
-        cfg = tiny_cfg("testsets=paper", f"testsets.dir={TESTSETS}", "testsets.limit=2",
-                       *katan_judge(server.url))
+    """The whole pipeline on the tiny config, the paper's four test sets as shipped (2 prompts
+    each, no testsets.dir), the pairwise judge served over the OpenAI protocol."""
+    with fake_chat(lambda messages: "7 5") as fake:  # Assistant 1 wins each order: ties
+        cfg = tiny_cfg("testsets=paper", "testsets.limit=2", "eval_judge=openai_compatible",
+                       f"eval_judge.base_url={fake.url}", "eval_judge.model=fake-judge",
+                       "logger.enabled=false", "rate.progress=false")
         run(cfg)
-        sent = server.completed()
+        sent = len(fake.requests)
     report = json.loads(next((tmp_path / "artifacts" / "report").glob("*/report.json")).read_text())
     judgments = [json.loads(x) for x in next(
         (tmp_path / "artifacts" / "judge").glob("*/judgments.jsonl")).read_text().splitlines()]
@@ -222,10 +266,10 @@ def test_pipeline_on_the_paper_sets_with_an_api_eval_judge(tiny_cfg, tmp_path):
     distinct = {(question(j), *pair) for j in judgments
                 for pair in ((j["answer_a"], j["answer_b"]), (j["answer_b"], j["answer_a"]))}
     assert len(judgments) == 8 and sent == len(distinct) >= 8
-    assert all(j["reply_a_first"].startswith("[echo]") for j in judgments)
+    assert all(j["verdict"] == "tie" for j in judgments)
     assert report["rule"] == "alpagasus"
     assert list(report["table"]) == ["koala", "sinstruct", "vicuna", "wizardlm", "all"]
-    assert report["table"]["all"]["unparsed"] == 8
+    assert (report["table"]["all"]["tie"], report["table"]["all"]["unparsed"]) == (8, 0)
     assert set(report["categories"]) == {"vicuna", "wizardlm"}
     answers = [json.loads(x) for p in (tmp_path / "artifacts" / "generate").glob("*/answers.jsonl")
                for x in p.read_text().splitlines()]

@@ -435,7 +435,7 @@ def test_stage_human_on_the_tiny_pipeline(trained_root, app_cfg, monkeypatch, ca
     assert report["annotators"] == ["alice", "bob"] and report["prompts"] == len(items)
     assert report["progress"]["alice"]["labelled"] == min(3, len(items))
     assert all(p["finished"] for p in report["progress"].values())
-    assert report["title"].startswith("A = local≥1 (")
+    assert report["title"].startswith("A = local≥1.5 (")
     out = capsys.readouterr().out
     assert server.links.annotators["alice"] in out  # the links printed once, to the terminal
     copied = sorted(run_dir.glob("human*"))

@@ -20,6 +20,7 @@ from hydra import compose, initialize_config_dir
 
 from alpagasus.artifacts import ArtifactLock, ArtifactStore, LockTimeout, lock_holder
 from alpagasus.main import CONF_DIR
+from alpagasus.stages.select import items_key
 
 
 def _hydra_cfg(*overrides: str):
@@ -192,14 +193,19 @@ def test_local_launcher_2x2_sweep_builds_each_artifact_once(tmp_path):
     artifacts = Path(tmp_path) / "artifacts"
     assert len([p for p in (artifacts / "rate").iterdir() if p.name[0] != "."]) == 1
     arms = {r["arms"][role]["select_key"] for r in results for role in ("a", "b")}
+    assert len(arms) == 5  # A@1.0, A@1.5, all, random@|A@1.0|, random@|A@1.5|
+    # Training is keyed by the items: A@1.0 keeps all 12, as do `all` and random@12.
+    contents = {items_key(json.loads((p / "selected.json").read_text()))
+                for p in (artifacts / "select").iterdir() if (p / "manifest.json").is_file()}
     trained = [p for p in (artifacts / "train").iterdir() if not p.name.startswith(".")]
-    assert len(trained) == len(arms) == 5  # A@1.0, A@1.5, all, random@|A@1.0|, random@|A@1.5|
+    assert len(trained) == len(contents) < len(arms)
     builders: dict[str, list[int]] = {}
     for r in results:
         for art in r["artifacts"].values():
             if art["stage"] in ("rate", "train") and not art["reused"]:
                 builders.setdefault(art["key"], []).append(r["job"]["num"])
-    assert len(builders) == 6 and all(len(jobs) == 1 for jobs in builders.values())
+    assert len(builders) == 1 + len(contents)  # the rating and each distinct training
+    assert all(len(jobs) == 1 for jobs in builders.values())
     # Two workers: jobs 0 and 1 ran at the same time, as did 2 and 3.
     for i, j in ((0, 1), (2, 3)):
         assert results[i]["started"] < results[j]["finished"]

@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from alpagasus.main import run
+from alpagasus.stages.select import items_key
 from tests.conftest import TINY
 
 CANARY = "sk-canary-7f3a9c1e5b"
@@ -51,7 +54,7 @@ def test_pipeline_builds_everything_then_reuses_it(tiny_cfg, tmp_path, monkeypat
     assert arms == {"a", "b"}
     report = json.loads((arts["report"][0] / "report.json").read_text())
     overall = report["table"]["all"]
-    assert report["title"].startswith("A = local≥1 (") and "vs B = all (12)" in report["title"]
+    assert report["title"].startswith("A = local≥1.5 (") and "vs B = all (12)" in report["title"]
     assert overall["win"] + overall["tie"] + overall["lose"] + overall["unparsed"] == 3
     if overall["n"]:
         assert score == overall["winning_score"]
@@ -73,21 +76,31 @@ def test_pipeline_builds_everything_then_reuses_it(tiny_cfg, tmp_path, monkeypat
     _assert_no_canary(tmp_path)
 
 
-def test_threshold_sweep_rates_once(tmp_path):
-    """`alpagasus -m threshold=a,b`: one rating, one full-data model, one selection each."""
+@pytest.mark.slow
+def test_threshold_sweep_rates_once_and_trains_each_distinct_selection_once(tmp_path):
+    """`alpagasus -m threshold=0.5,1.0,1.5`: one rating; a selection per threshold and one
+    all-data selection; but 0.5 and 1.0 keep the same 12 items as the all-data arm, so the
+    models (and their answers) are built once per distinct set of items, not per arm."""
     env = {**os.environ, **{v: CANARY for v in SECRET_VARS}}
     overrides = [o for o in TINY if not o.startswith("threshold=")]
-    cmd = [sys.executable, "-m", "alpagasus", "-m", "threshold=0.5,1.0", "stage=train",
+    cmd = [sys.executable, "-m", "alpagasus", "-m", "threshold=0.5,1.0,1.5", "stage=generate",
            *overrides, f"paths.root={tmp_path}"]
-    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, out.stderr[-3000:]
     arts = _artifacts(tmp_path)
     assert len(arts["rate"]) == 1
-    assert len(arts["select"]) == 3  # arm A at 0.5 and at 1.0, arm B (all items) once
-    # arm A@0.5, arm A@1.0 (unless both keep the same items) and the shared all-data model
-    assert len(arts["train"]) in (2, 3)
-    methods = [json.loads((p / "manifest.json").read_text())["meta"]["arm"]["method"]
-               for p in arts["train"]]
-    assert methods.count("all") == 1
+    assert len(arts["select"]) == 4  # arm A at 0.5, 1.0 and 1.5; arm B (all items) once
+    contents = {items_key(json.loads((p / "selected.json").read_text())) for p in arts["select"]}
+    assert len(contents) == 2  # 0.5, 1.0 and all keep the same 12 items; 1.5 keeps 9
+    assert len(arts["train"]) == len(arts["generate"]) == len(contents)
+    trained_on = {json.loads((p / "manifest.json").read_text())["inputs"]["items"]
+                  for p in arts["train"]}
+    assert trained_on == contents
+    # Each job says which of its arms reused a model: 6 arms, 2 built, 4 reused.
+    results = [json.loads(p.read_text()) for p in (tmp_path / "multiruns").rglob("result.json")]
+    reused = [a["reused"] for r in results for a in r["training"]["arms"].values()]
+    assert (len(reused), reused.count(False)) == (6, 2)
+    sweep_md = next((tmp_path / "multiruns").rglob("sweep.md")).read_text()
+    assert "## Trained models" in sweep_md and "6 arms used 2 distinct models" in sweep_md
     assert list((tmp_path / "multiruns").rglob(".hydra/config.yaml"))
     _assert_no_canary(tmp_path)

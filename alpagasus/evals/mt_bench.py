@@ -59,11 +59,13 @@ from alpagasus.artifacts import Artifact
 from alpagasus.config import ConfigError
 from alpagasus.context import RunContext
 from alpagasus.data import fingerprint
+from alpagasus.errors import AlpagasusError
 from alpagasus.evals import Benchmark, BenchmarkError, ModelRef, register_benchmark
 from alpagasus.judges import judge_identity, make_judge
 from alpagasus.judges.engine import EngineOptions
 from alpagasus.parsing import ParsedScore
 from alpagasus.prompts import ChatTemplate, alpaca_prompt
+from alpagasus.shipped import shipped_path
 
 log = logging.getLogger(__name__)
 
@@ -444,6 +446,28 @@ def aggregate(judgments: list[dict[str, Any]]) -> dict[str, Any]:
             "categories": {c: summary(rows) for c, rows in sorted(by_category.items())}}
 
 
+class NoRatingError(AlpagasusError, RuntimeError):
+    """The judge replied, but not one reply held a rating: nothing worth an artifact."""
+
+    hint = "check eval_judge.model and benchmark.judge_max_tokens, or fix parse_mt_rating"
+
+
+def check_some_rating(judgments: list[dict[str, Any]], judge_cfg: Any, cache_path: Any) -> None:
+    """Like the rating and pairwise judge stages: not one [[rating]] read is no result."""
+    if not judgments or any(j["score"] is not None for j in judgments):
+        return
+    statuses = defaultdict(int)
+    for j in judgments:
+        statuses[j["status"]] += 1
+    raise NoRatingError(
+        f"mt_bench: no rating from eval_judge {judge_cfg.name} ({judge_cfg.model}): all "
+        f"{len(judgments)} replies hold no [[rating]] "
+        f"({', '.join(f'{n} {s}' for s, n in statuses.items())}; e.g. "
+        f"{(judgments[0]['reply'] or '')[:80]!r}). No mt_bench artifact was written; the "
+        f"replies are kept in {cache_path}, so a rerun after fixing the parser sends nothing "
+        "again.")
+
+
 def judge_config(eval_judge: Any, max_tokens: int) -> Any:
     """The evaluation judge with room for its explanation before the rating."""
     return OmegaConf.merge(eval_judge, {"max_tokens": max_tokens})
@@ -459,14 +483,13 @@ class MTBenchmark(Benchmark):
 
     def prepare(self, ctx: RunContext) -> MTBench:
         spec, judge = ctx.cfg.benchmark, ctx.cfg.eval_judge
-        if not spec.path:
-            raise ConfigError("benchmark=mt_bench needs benchmark.path=FOLDER (question.jsonl, "
-                              "judge_prompts.jsonl, reference_answer_gpt-4.jsonl)")
+        # No path: the copies shipped with the package (the group's default names them too).
+        folder = spec.path or shipped_path("mt_bench")
         if getattr(judge.score_mode, "value", judge.score_mode) == "logits":
             raise ConfigError(f"eval_judge={judge.name} reads scores off digit logits; MT-Bench "
                               "needs the judge's text (its [[rating]]): use an API judge "
                               "(eval_judge=gpt4) or eval_judge.score_mode=text")
-        bench = load_mt_bench(spec.path, spec.question_ids,
+        bench = load_mt_bench(folder, spec.question_ids,
                               int(spec.limit) if spec.limit else None)
         log.info("[mt_bench] %d questions (%d reference-guided) from %s", len(bench.questions),
                  sum(q.needs_reference for q in bench.questions), bench.files["questions"])
@@ -498,15 +521,15 @@ class MTBenchmark(Benchmark):
             finally:
                 judge.close()
             judgments = []
+            for (row, turn, name, _), reply in zip(graded, replies, strict=True):
+                parsed = parse_mt_rating(reply.text) if reply.status == "ok" else \
+                    ParsedScore(None, reply.status)
+                judgments.append({"question_id": row["question_id"], "category": row["category"],
+                                  "turn": turn, "judge_prompt": name, "reply": reply.text,
+                                  "score": parsed.score, "status": parsed.status})
+            check_some_rating(judgments, judge_cfg, cfg.paths.judge_cache)
             with open(workdir / JUDGMENTS, "w") as f:
-                for (row, turn, name, _), reply in zip(graded, replies, strict=True):
-                    parsed = parse_mt_rating(reply.text) if reply.status == "ok" else \
-                        ParsedScore(None, reply.status)
-                    record = {"question_id": row["question_id"], "category": row["category"],
-                              "turn": turn, "judge_prompt": name, "reply": reply.text,
-                              "score": parsed.score, "status": parsed.status}
-                    judgments.append(record)
-                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in judgments))
             scores = aggregate(judgments)
             scores["sampling"] = answers.manifest["config"]["sampling"]
             (workdir / SCORES).write_text(json.dumps(scores, indent=2))

@@ -207,7 +207,11 @@ class JobPlanner:
 
     def training(self, arm: Arm, sel: Selection) -> dict[str, Any]:
         cfg, tc, m = self.cfg, self.cfg.train, self.machine
-        config, inputs = train.training_spec(self.ctx, sel.key)
+        # Exact: the items' own key, as training uses; else unknown before selection, so one
+        # training per selection (never fewer than the real run).
+        items_key = (select.items_key([it.to_dict() for it in sel.items]) if sel.exact
+                     else f"selection:{sel.key}")
+        config, inputs = train.training_spec(self.ctx, items_key)
         key = artifact_key(config, inputs)
         if self.items is None:  # no data: nothing to count (listed under missing)
             return {"name": arm.name, "role": arm.role, "method": str(cfg.train.method),

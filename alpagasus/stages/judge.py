@@ -29,6 +29,7 @@ from alpagasus.artifacts import Artifact
 from alpagasus.config import AggregationRule
 from alpagasus.context import RunContext
 from alpagasus.data import DataError, fingerprint, read_records
+from alpagasus.errors import AlpagasusError
 from alpagasus.judges import JudgeReply, judge_identity, make_judge
 from alpagasus.judges.engine import EngineOptions, JudgeStop
 from alpagasus.parsing import PARSER_VERSION, parse_pair
@@ -182,6 +183,30 @@ class JudgeFailed(JudgeStop):
     """Some judge requests got no reply even after retries; the cache keeps the others."""
 
 
+class NoVerdictError(AlpagasusError, RuntimeError):
+    """The judge replied, but not one reply held a verdict: nothing worth an artifact (the
+    rating stage's RatingError, for the evaluation)."""
+
+    hint = "check eval_judge.model and the prompt, or fix the parser (parsing.parse_pair)"
+
+
+def check_some_verdict(rows: list[dict[str, Any]], judge_cfg: Any,
+                       cache_path: str | Path) -> None:
+    """Raise NoVerdictError when no reply, in either order, could be read as two scores."""
+    if not rows or any(r["scores_a_first"] is not None or r["scores_b_first"] is not None
+                       for r in rows):
+        return
+    statuses = Counter(s for r in rows for s in (r["parse_a_first"], r["parse_b_first"]))
+    examples = "; ".join(f"{r['testset']}/{r['id']}: {(r['reply_a_first'] or '')[:80]!r}"
+                         for r in rows[:3])
+    raise NoVerdictError(
+        f"no verdict from eval_judge {judge_cfg.name} ({judge_cfg.model}): all {2 * len(rows)} "
+        f"replies for {len(rows)} prompts hold no pair of scores "
+        f"({', '.join(f'{n} {s}' for s, n in statuses.items())}; e.g. {examples[:300]}). "
+        f"No judge artifact was written; the replies are kept in {cache_path}, so a rerun "
+        "after fixing the parser sends nothing again.")
+
+
 def _read(reply: JudgeReply, revision: str) -> tuple[tuple[float, float] | None, str]:
     if reply.status != "ok":
         return None, reply.status
@@ -255,6 +280,7 @@ def judge_pairs(ctx: RunContext, pairs: list[tuple[dict, dict]],
                               f"(first: {failed[0].error}); the replies received are cached, "
                               "rerun to send only the failed ones")
         rows = judgment_rows(pairs, replies, str(cfg.eval_judge.revision_policy))
+        check_some_verdict(rows, cfg.eval_judge, cfg.paths.judge_cache)
         with open(workdir / JUDGMENTS, "w", encoding="utf-8") as f:
             f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         verdicts = Counter(r["verdict"] for r in rows)

@@ -18,13 +18,13 @@ from typing import Any
 from alpagasus.arms import Arm
 from alpagasus.artifacts import Artifact
 from alpagasus.context import RunContext
-from alpagasus.data import Item
+from alpagasus.data import Item, fingerprint
 from alpagasus.selection import SelectionError, get_strategy, item_text
 
 SELECTED = "selected.json"
 
-__all__ = ["SelectionError", "run", "read_selected", "read_selection", "resolve_size",
-           "unique_positions"]
+__all__ = ["SelectionError", "items_key", "run", "read_selected", "read_selection",
+           "resolve_size", "unique_positions"]
 
 
 def run(ctx: RunContext, arm: Arm) -> Artifact:
@@ -119,6 +119,12 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
 
 def read_selected(artifact: Artifact) -> list[dict[str, str]]:
     return json.loads((artifact.path / SELECTED).read_text())
+
+
+def items_key(selected: list[dict[str, str]]) -> str:
+    """The content key of a training set (selected.json's items, in order): what training is
+    keyed by, so two selections of the same items train one model."""
+    return fingerprint(selected)[:16]
 
 
 def read_selection(artifact: Artifact) -> list[dict[str, Any]]:

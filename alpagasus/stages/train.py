@@ -8,6 +8,9 @@ Padding-free packing by default: the examples of a batch are concatenated into o
 position_ids restarting at 0, and the model keeps attention within each example (needs
 use_cache=False while training).
 
+Keyed by the content of the training set (the selected items, in order) and the model and
+training config, not by the arm: arms whose selections hold the same items share one model.
+
 Output: model/ (a LoRA adapter or full weights, plus tokenizer) and train_log.json.
 Checkpoints live in the artifact's partial folder until the run ends, so rerunning the same
 command after an interrupt resumes from the last one. Under `accelerate launch`/torchrun all
@@ -177,8 +180,11 @@ def run(ctx: RunContext, arm: Arm) -> Artifact:
     return ctx.once(f"train/{arm.role}", lambda: _run(ctx, arm))
 
 
-def training_spec(ctx: RunContext, selection_key: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """The train artifact's (config, inputs) for a selection; stage=plan uses it too."""
+def training_spec(ctx: RunContext, items_key: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The train artifact's (config, inputs) for a training set (`select.items_key`); stage=plan
+    uses it too. Keyed by the items themselves, in order, not by the selection that chose them:
+    arms that keep the same items (two thresholds, or a filter that keeps everything and the
+    all-data arm) share one model, and so its answers (generate is keyed by this model's key)."""
     config = {k: ctx.section(k) for k in ("model", "lora", "quant", "train")}
     for section in config.values():
         section.pop("name", None)  # a preset's name does not change the weights
@@ -186,14 +192,15 @@ def training_spec(ctx: RunContext, selection_key: str) -> tuple[dict[str, Any], 
     # How it is spread over GPUs, and the shape planning reads, do not change the weights.
     config["train"].pop("strategy", None)
     config["model"].pop("arch", None)
-    return config, {"dataset": f"select/{selection_key}"}
+    return config, {"items": items_key}
 
 
 def _run(ctx: RunContext, arm: Arm) -> Artifact:
     cfg = ctx.cfg  # already validated by main.run; train() re-checks via preflight()
     selection = select.run(ctx, arm)
-    items = [Item(**d) for d in select.read_selected(selection)]
-    config, inputs = training_spec(ctx, selection.key)
+    selected = select.read_selected(selection)
+    items = [Item(**d) for d in selected]
+    config, inputs = training_spec(ctx, select.items_key(selected))
 
     def build(workdir: Path) -> dict[str, Any]:
         return train(cfg, items, workdir, ctx, log_prefix=f"train/{arm.name}")
