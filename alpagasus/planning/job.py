@@ -55,6 +55,16 @@ class Selection:
     bound: str  # how the count was found
 
 
+def once_by_key(entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per content key (arms that keep the same items share one model, as the real
+    run does); `arms` names the roles that share it."""
+    by_key: dict[str, dict[str, Any]] = {}
+    for role, entry in entries.items():
+        kept = by_key.setdefault(entry["key"], {**entry, "arms": []})
+        kept["arms"].append(role)
+    return list(by_key.values())
+
+
 def hardware_entry(m: Machine) -> dict[str, Any]:
     return {"name": m.name, "gpu": m.gpu, "gpus": m.devices, "memory_gib": m.memory_gib,
             "peak_tflops": m.peak_tflops, "mfu": m.mfu, "bandwidth_gbs": m.bandwidth_gbs,
@@ -347,8 +357,7 @@ class JobPlanner:
         self._model_missing([t for t in trainings.values() if not t["reused"]])
         plan = {"version": PLAN_VERSION, "hardware": hardware_entry(self.machine),
                 "ratings": list(self.ratings.values()),
-                "trainings": list({t["key"]: t for t in trainings.values()}.values()),
-                "generations": list({g["key"]: g for g in gens.values()}.values()),
+                "trainings": once_by_key(trainings), "generations": once_by_key(gens),
                 "evaluations": [evaluation], "missing": sorted(set(self.missing)),
                 "notes": self.notes}
         return summarize(plan)
