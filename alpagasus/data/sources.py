@@ -15,7 +15,7 @@ from alpagasus.data.files import DataError, read_records
 from alpagasus.data.files import resource_path as _resource_path
 from alpagasus.data.items import EmptyPolicy, Item, LoadedItems, validate_item
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # config.py imports EmptyPolicy from alpagasus.data
     from alpagasus.config import DataConfig
 
 log = logging.getLogger(__name__)

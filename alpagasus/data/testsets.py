@@ -11,7 +11,7 @@ from alpagasus.data.files import DataError, read_records
 from alpagasus.data.files import kind as _kind
 from alpagasus.data.files import resource_path as _resource_path
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # config.py imports EmptyPolicy from alpagasus.data
     from alpagasus.config import TestsetsConfig
 
 DEMO_TEST = "demo_test.jsonl"
