@@ -19,7 +19,7 @@ class ChatTemplate:
     system: str
     user: str  # str.format template
     # The criterion a rating prompt asks for ("accuracy"): a reply scoring several
-    # dimensions is read by this one's label (alpagasus.parsing_dimensions).
+    # dimensions is read by this one's label (alpagasus.parsing.dimensions).
     criterion: str | None = None
 
     @property

@@ -217,7 +217,7 @@ def _read(reply: JudgeReply, revision: str) -> tuple[tuple[float, float] | None,
 def judgment_rows(pairs: list[tuple[dict, dict]], replies: list[JudgeReply],
                   revision: str = "unparsed") -> list[dict]:
     """One judgment per pair from its two replies (A first, then B first); ``revision``:
-    the judge's revision_policy (parsing_revisions)."""
+    the judge's revision_policy (parsing.revisions)."""
     rows = []
     for n, (ra, rb) in enumerate(pairs):
         first, second = replies[2 * n], replies[2 * n + 1]

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 
-from alpagasus.parsing_numbers import NUMFORM
-from alpagasus.parsing_text import MappedText, Replacement
+from alpagasus.parsing.numbers import NUMFORM
+from alpagasus.parsing.text import MappedText, Replacement
 
 # Matched in the lowered text (fast); a letter counts only where the reply capitalizes it.
 _NOUN = (r"(?:assistant|response|answer|model|output|candidate|option|submission|reply"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from alpagasus.parsing_numbers import NUMFORM, Reading, clean_end, reading
+from alpagasus.parsing.numbers import NUMFORM, Reading, clean_end, reading
 
 REVISION_POLICIES = ("unparsed", "final")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from alpagasus.parsing_text import MappedText, Replacement
+from alpagasus.parsing.text import MappedText, Replacement
 
 # Full-width forms (CJK input methods) -> ASCII: digits, colon, point, slash, brackets, space.
 _WIDE = {0xFF10 + d: str(d) for d in range(10)}

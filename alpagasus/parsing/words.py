@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from alpagasus.parsing_text import MappedText, Replacement
+from alpagasus.parsing.text import MappedText, Replacement
 
 _UNITS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
           "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
