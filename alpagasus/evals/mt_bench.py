@@ -389,7 +389,8 @@ class MTBenchmark(Benchmark):
         if not spec.path:
             raise ConfigError("benchmark=mt_bench needs benchmark.path=FOLDER (question.jsonl, "
                               "judge_prompts.jsonl, reference_answer_gpt-4.jsonl)")
-        if getattr(judge.score_mode, "value", judge.score_mode) == "logits":
+        mode = getattr(judge.score_mode, "value", judge.score_mode)
+        if mode == "logits" or (mode == "expected" and judge.backend == "local"):
             raise ConfigError(f"eval_judge={judge.name} reads scores off digit logits; MT-Bench "
                               "needs the judge's text (its [[rating]]): use an API judge "
                               "(eval_judge=gpt4) or eval_judge.score_mode=text")
