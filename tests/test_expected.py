@@ -167,3 +167,23 @@ def test_score_mode_and_top_logprobs_are_in_the_cache_key(compose_cfg):
                                        "judge.top_logprobs=5").judge)
     assert "top_logprobs" not in text  # text-mode keys are unchanged
     assert len({str(text), str(expected), str(fewer)}) == 3
+
+
+def test_analysis_shows_both_score_kinds_and_their_agreement():
+    from alpagasus import analysis
+
+    scores = [4.5, 4.5, 4.0, 3.5, 4.5, 3.0]
+    expected = [4.61, 4.38, 4.02, 3.4, 4.55, 3.1]
+    view = analysis.SelectionView(
+        name="chatgpt_t4.5", label="chatgpt≥4.5 (3)", method="judge",
+        kept=[s >= 4.5 for s in scores], scores=scores, score_name="chatgpt score", judged=True,
+        rank=scores, passes=[s >= 4.5 for s in scores], expected=expected, threshold=4.5)
+    features = analysis.Features([10] * 6, [False] * 6, [None] * 6)
+    result = analysis.analyze(features, [view], thresholds=[4.0, 4.5])
+    (row,) = result["selections"]
+    assert row["kept_at"] == {"4": 4, "4.5": 3} and row["kept_at_expected"] == {"4": 4, "4.5": 2}
+    (agree,) = result["agreement"]
+    assert agree["score_b"] == "chatgpt score (expected)" and agree["n"] == 6
+    assert agree["confusion"] == [[3, 0], [1, 2]]  # 4.38 falls below the cut
+    md = analysis.to_markdown(result)
+    assert "chatgpt≥4.5 (3): chatgpt score (expected)" in md

@@ -4,7 +4,6 @@ test, the markdown table, the plot, and report sections."""
 from __future__ import annotations
 
 import importlib
-
 import json
 import math
 from itertools import product
