@@ -50,6 +50,10 @@ class SelectionView:
     judged: bool = False  # scores are on the judge's 0-5 scale (kept at each threshold)
     rank: list[float | None] | None = None  # what the strategy picks by, higher first
     passes: list[bool] | None = None  # within the strategy's own cutoff
+    # The judge's expected scores beside its parsed ones (judge.score_mode=expected), and
+    # the arm's threshold, which both are cut at for their agreement.
+    expected: list[float | None] | None = None
+    threshold: float | None = None
 
 
 # --- statistics ----------------------------------------------------------------------------
@@ -171,7 +175,7 @@ def analyze(features: Features, selections: list[SelectionView],
     """Every comparison, as JSON-able data (what analysis.json holds)."""
     n = len(features.response_chars)
     for s in selections:
-        for field in ("kept", "scores", "rank", "passes"):
+        for field in ("kept", "scores", "rank", "passes", "expected"):
             values = getattr(s, field)
             if values is not None and len(values) != n:
                 raise ValueError(f"selection {s.name}: {field} has {len(values)} entries for "
@@ -189,7 +193,18 @@ def analyze(features: Features, selections: list[SelectionView],
         if s.scores is not None:
             row["score_name"] = s.score_name
             row["scored"] = sum(v is not None for v in s.scores)
+        if s.expected is not None:
+            row["expected_scored"] = sum(v is not None for v in s.expected)
+            if thresholds:
+                row["kept_at_expected"] = kept_at(s.expected, thresholds)
         out["selections"].append(row)
+    for s in selections:  # a judge's two score kinds, against each other
+        if s.expected is not None and s.scores is not None and s.threshold is not None:
+            cut = [[v is not None and v >= s.threshold for v in values]
+                   for values in (s.scores, s.expected)]
+            out["agreement"].append({"a": s.name, "b": s.name, "score_a": s.score_name,
+                                     "score_b": f"{s.score_name} (expected)",
+                                     **agreement(s.scores, s.expected, *cut)})
     # A selection of every item (the `all` baseline) overlaps each other one trivially; two
     # selections cut from one rating set (a threshold sweep) agree trivially: both skipped.
     for a, b in combinations(selections, 2):
@@ -286,8 +301,9 @@ def to_markdown(result: dict[str, Any], title: str = "Selections compared") -> s
         thresholds = list(judged[0]["kept_at"])
         lines += ["", "### Kept at each threshold", ""]
         lines += _md_table(["scores", *thresholds], [
-            [f"{s['label']}: {s.get('score_name')}", *(_fmt(s["kept_at"][t]) for t in thresholds)]
-            for s in judged])
+            [f"{s['label']}: {s.get('score_name')}{kind}", *(_fmt(s[key][t]) for t in thresholds)]
+            for s in judged for key, kind in (("kept_at", ""), ("kept_at_expected", " (expected)"))
+            if key in s])
     categories = sorted({c for s in result["selections"]
                          for side in ("kept", "dropped")
                          for c in s["kept_vs_dropped"][side]["categories"]})
@@ -544,6 +560,7 @@ def _load_selection(path: Path) -> tuple[SelectionView, Features, str] | None:
                          for it in known], [None] * len(kept))
     scores = [r.get("score") for r in rows]
     has_scores = any(s is not None for s in scores)
+    expected = [r.get("expected_score") for r in rows]
     name = arm.get("name") or path.name
     label = f"{arm.get('filter', name)}{_threshold_label(arm)} ({sum(kept):,})"
     view = SelectionView(
@@ -554,5 +571,7 @@ def _load_selection(path: Path) -> tuple[SelectionView, Features, str] | None:
         judged=bool(arm.get("judge")),
         rank=[r.get("rank_value") for r in rows] if any("rank_value" in r for r in rows) else None,
         passes=[bool(r.get("passes")) for r in rows] if any("passes" in r for r in rows) else None,
+        expected=expected if any(e is not None for e in expected) else None,
+        threshold=arm.get("threshold") if isinstance(arm.get("threshold"), int | float) else None,
     )
     return view, features, str((manifest.get("inputs") or {}).get("data", "?"))

@@ -32,6 +32,8 @@ class Arm:
     unparsed_policy: str
     path: str | None = None
     model: str | None = None
+    # Which score of a rating row a threshold reads: "score" (parsed) or "expected".
+    score_by: str = "score"
 
     @property
     def other(self) -> str:
@@ -50,6 +52,8 @@ class Arm:
             parts.append(f"n{self.size}")
         if strategy.uses_seed or (self.size is not None and strategy.uses_threshold):
             parts.append(f"s{self.seed}")
+        if strategy.needs_judge and self.score_by == "expected":
+            parts.append("expected")
         return "_".join(parts)
 
     def label(self, kept: int | None = None) -> str:
@@ -59,13 +63,15 @@ class Arm:
         text = self.filter_name
         if get_strategy(self.method).uses_threshold and self.threshold is not None:
             text += f"≥{self.threshold:g}"
+        if get_strategy(self.method).needs_judge and self.score_by == "expected":
+            text += " (expected)"
         return f"{text} ({kept:,})" if kept is not None else text
 
     def describe(self) -> dict[str, Any]:
         """The arm as plain data (manifests, result.json, W&B)."""
         return {"role": self.role, "name": self.name, "method": self.method,
                 "filter": self.filter_name, "threshold": self.threshold, "size": self.size,
-                "seed": self.seed, "order": self.order,
+                "seed": self.seed, "order": self.order, "score_by": self.score_by,
                 "judge": None if self.judge is None else self.judge.name}
 
 
@@ -79,7 +85,7 @@ def arms_from_config(cfg: DictConfig) -> dict[str, Arm]:
         judge=cfg.judge if a_strategy.needs_judge else None, prompt=cfg.filter.prompt,
         threshold=cfg.threshold, size=cfg.size, seed=cfg.seed,
         order=_value(cfg.select.order), unparsed_policy=_value(cfg.filter.unparsed_policy),
-        path=cfg.filter.path, model=cfg.filter.model,
+        path=cfg.filter.path, model=cfg.filter.model, score_by=_value(cfg.select.score),
     )
     b = cfg.baseline
     arm_b = Arm(
@@ -88,6 +94,7 @@ def arms_from_config(cfg: DictConfig) -> dict[str, Arm]:
         threshold=cfg.threshold if b.threshold is None else b.threshold, size=b.size,
         seed=cfg.seed if b.seed is None else b.seed, order=_value(cfg.select.order),
         unparsed_policy=_value(b.unparsed_policy), path=b.path, model=b.model,
+        score_by=_value(cfg.select.score),
     )
     return {"a": arm_a, "b": arm_b}
 

@@ -57,8 +57,11 @@ class JudgeBackend(Mode):
 
 
 class ScoreMode(Mode):
-    text = "text"  # parse the generated reply
+    text = "text"  # parse the generated reply (the paper's score)
     logits = "logits"  # local judge: read the score off the digits' next-token distribution
+    # The parsed score and, beside it, the expected score from the judge's token
+    # probabilities (OpenAI-protocol servers: logprobs; the local judge: its logits).
+    expected = "expected"
 
 
 class RevisionPolicy(Mode):
@@ -81,6 +84,13 @@ class BudgetScope(Mode):
 class UnparsedPolicy(Mode):
     exclude = "exclude"
     include = "include"
+
+
+class SelectScore(Mode):
+    """Which of a rating row's scores thresholds and top-N read."""
+
+    score = "score"  # the score parsed from the reply (the paper's)
+    expected = "expected"  # the expected score (judge.score_mode=expected or logits)
 
 
 class SelectOrder(Mode):
@@ -115,6 +125,10 @@ class AggregationRule(Mode):
 
     alpagasus = "alpagasus"  # the paper: two wins, or a win and a tie, is a win
     strict = "strict"  # FastChat: a win only when both orders agree; disagreement is a tie
+    # Each answer's expected score averaged over both orders; the higher wins (position
+    # bias cancels). Needs eval_judge.score_mode=expected (docs/expected-scores.md).
+    expected = "expected"
+    auto = "auto"  # expected when eval_judge.score_mode=expected, else alpagasus
 
 
 class MTBenchSampling(Mode):
@@ -196,12 +210,14 @@ class JudgeConfig:
     temperature: float = 0.0
     top_p: float = 1.0
     max_tokens: int = 256
-    # local backend: read the score off the next-token distribution of the digits
-    # ("logits") instead of parsing generated text ("text").
+    # text: parse the reply; expected: also the expected score from token probabilities
+    # (docs/expected-scores.md); logits: the local judge reads its score off the digits.
     score_mode: ScoreMode = ScoreMode.text
     # A reply that revises its score ("Score: 4 ... on reflection, 3"): unparsed, or its
     # final score. Parsing only: replies are reused, the rate/judge artifacts are rebuilt.
     revision_policy: RevisionPolicy = RevisionPolicy.unparsed
+    # score_mode=expected, OpenAI-protocol servers: alternatives returned per token (0-20).
+    top_logprobs: int = 20
     batch_size: int = 8  # local backend only
     concurrency: int = 16
     requests_per_minute: int | None = None
@@ -235,6 +251,13 @@ class JudgeConfig:
             raise ConfigError(f"{where}: batch_price_factor={self.batch_price_factor}: must be in (0, 1]")
         if self.base_url is not None:
             check_base_url(self.base_url, where)
+        if not 1 <= self.top_logprobs <= 20:
+            raise ConfigError(f"{where}: top_logprobs={self.top_logprobs}: must be in 1-20 "
+                              "(the OpenAI API's limit)")
+        if self.backend == JudgeBackend.anthropic and self.score_mode != ScoreMode.text:
+            raise ConfigError(f"{where}: score_mode={self.score_mode} needs token "
+                              "probabilities, which the Anthropic API does not return: use "
+                              "score_mode=text, or an OpenAI-protocol judge for expected scores")
 
 
 def check_base_url(url: str, where: str) -> None:
@@ -289,6 +312,9 @@ class BaselineConfig(FilterConfig):
 @dataclass
 class SelectConfig:
     order: SelectOrder = SelectOrder.draw  # how `size` cuts the items that pass
+    # What threshold and top-N read: the parsed score, or the expected score (needs a judge
+    # with score_mode=expected or logits; docs/expected-scores.md).
+    score: SelectScore = SelectScore.score
 
 
 @dataclass
@@ -625,7 +651,9 @@ class GeneratorConfig:
 
 @dataclass
 class ReportConfig:
-    rule: AggregationRule = AggregationRule.alpagasus
+    rule: AggregationRule = AggregationRule.auto
+    # rule=expected: mean expected scores closer than this (1-10 scale) are a tie.
+    expected_tie_margin: float = 0.01
     # Percentile bootstrap CI of every winning score, resampling prompts (alpagasus/stats.py).
     ci_level: float = 0.95
     bootstrap_resamples: int = 2000
@@ -633,6 +661,7 @@ class ReportConfig:
 
     def __post_init__(self) -> None:
         _positive("report.bootstrap_resamples", self.bootstrap_resamples)
+        _positive("report.expected_tie_margin", self.expected_tie_margin, allow_zero=True)
         if not 0 < self.ci_level < 1:
             raise ConfigError(f"report.ci_level={self.ci_level}: must be in (0, 1)")
 
@@ -795,6 +824,17 @@ class Config:
         if get_strategy(self.baseline.method).needs_judge and self.baseline.judge is None:
             raise ConfigError(f"baseline={self.baseline.name} (method judge) names no judge: "
                               "use a baseline option with a judge (baseline=chatgpt|claude)")
+        if self.select.score == SelectScore.expected:
+            for key, judge, method in (("judge", self.judge, self.filter.method),
+                                       ("baseline.judge", self.baseline.judge,
+                                        self.baseline.method)):
+                if get_strategy(method).needs_judge and judge is not None and not (
+                        judge.score_mode == ScoreMode.expected or (
+                            judge.backend == JudgeBackend.local
+                            and judge.score_mode == ScoreMode.logits)):
+                    raise ConfigError(
+                        f"select.score=expected needs expected scores, but {key}.score_mode="
+                        f"{judge.score_mode}: set {key}.score_mode=expected (docs/expected-scores.md)")
 
 
 def to_object(cfg: DictConfig) -> Config:

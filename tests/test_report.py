@@ -3,6 +3,7 @@ test, the markdown table, the plot, and report sections."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from itertools import product
@@ -168,6 +169,8 @@ def test_report_files_rule_and_sections(compose_cfg, tmp_path, judged, monkeypat
     store, judgments = judged
     ctx = make_ctx(compose_cfg, tmp_path, store, "report.rule=strict",
                    "report.bootstrap_resamples=500")
+    for module in report.SECTION_MODULES:  # registered now, not again into the empty table
+        importlib.import_module(module)
     monkeypatch.setattr(report, "SECTIONS", {})
 
     @report.report_section("benchmark")
@@ -200,7 +203,8 @@ def test_report_files_rule_and_sections(compose_cfg, tmp_path, judged, monkeypat
         report.report_section("benchmark")(_section)
 
     # Another rule is another report over the same judgments (nothing judged again).
-    paper = report.build_report(make_ctx(compose_cfg, tmp_path, store), judgments,
+    paper = report.build_report(make_ctx(compose_cfg, tmp_path, store, "report.rule=alpagasus"),
+                                judgments,
                                 "A = x vs B = y; judge j", {"model": "m"})
     assert paper.key != artifact.key
     assert json.loads((paper.path / report.REPORT).read_text())["table"]["vicuna"]["win"] == 6

@@ -485,7 +485,8 @@ class MTBenchmark(Benchmark):
         spec, judge = ctx.cfg.benchmark, ctx.cfg.eval_judge
         # No path: the copies shipped with the package (the group's default names them too).
         folder = spec.path or shipped_path("mt_bench")
-        if getattr(judge.score_mode, "value", judge.score_mode) == "logits":
+        mode = getattr(judge.score_mode, "value", judge.score_mode)
+        if mode == "logits" or (mode == "expected" and judge.backend == "local"):
             raise ConfigError(f"eval_judge={judge.name} reads scores off digit logits; MT-Bench "
                               "needs the judge's text (its [[rating]]): use an API judge "
                               "(eval_judge=gpt4) or eval_judge.score_mode=text")

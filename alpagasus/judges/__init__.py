@@ -6,11 +6,13 @@ stored reply can always be re-scored with a newer parser without asking the judg
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from alpagasus.config import JudgeConfig
+from alpagasus.expected import Expected, expected_scores, from_stored
 
 if TYPE_CHECKING:
     from alpagasus.judges.engine import EngineOptions
@@ -32,6 +34,19 @@ class JudgeReply:
     key: str | None = None  # the reply cache key (API judges)
     source: str = "local"  # local | online | batch | import
     cached: bool = False  # True: read from the cache, not sent in this run
+    # score_mode=expected: the reply's tokens with their top alternatives (as stored by
+    # alpagasus.expected.compact_logprobs), or, from the local judge, the expected scores.
+    logprobs: list | None = None
+    expected: list[Expected] | None = None
+
+    def expected_scores(self, values: Sequence[float] | None,
+                        scale: tuple[float, float]) -> list[Expected] | None:
+        """The expected score of each parsed value (None: no logprobs, or no parsed score)."""
+        if self.expected is not None:
+            return self.expected if values else None
+        if self.logprobs is None:
+            return None
+        return expected_scores(from_stored(self.logprobs), values, scale)
 
 
 class Judge(Protocol):
@@ -64,7 +79,15 @@ def judge_identity(cfg: JudgeConfig) -> dict:
         if mode == "logits" and cfg.temperature > 0:
             # Sampled digits (local.py), not the expectation: keys of their own.
             identity["logits_sampling"] = "digit-v1"
+    elif cfg.score_mode == "expected":  # the requests ask for this many alternatives
+        identity["top_logprobs"] = cfg.top_logprobs
     return identity
+
+
+def reads_expected(cfg: JudgeConfig) -> bool:
+    """Whether this judge's replies carry expected scores (then the artifacts that read
+    them carry the expected-score version in their key)."""
+    return cfg.score_mode == "expected" or (cfg.backend == "local" and cfg.score_mode == "logits")
 
 
 def make_judge(cfg: JudgeConfig, cache_dir: str | Path, reply_cache: str | Path | None = None,

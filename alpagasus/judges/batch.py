@@ -165,11 +165,12 @@ async def _poll(judge: ApiJudge, provider: Any, batch_id: str, score_format: Sco
 
     n_in = {k: n for k, _, n in plan.todo}
 
-    def store(key: str, text: str, tin: int, tout: int) -> None:
+    def store(key: str, text: str, tin: int, tout: int, logprobs: list | None) -> None:
         nonlocal stored
         if key in judge.stored_here or judge.cache.get_many([key]):
             return  # a job polled by two runs: charged once
-        judge.store(key, score_format, text, n_in.get(key, 0), tin, tout, 0.0, "batch")
+        judge.store(key, score_format, text, n_in.get(key, 0), tin, tout, 0.0, "batch",
+                    logprobs)
         stored += 1
 
     if isinstance(provider, OpenAIProvider):

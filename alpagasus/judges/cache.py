@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS replies (
     source TEXT NOT NULL,         -- online | batch | import
     created REAL NOT NULL,
     cost_usd REAL,                -- what it was billed at the prices of the time (import: 0)
-    run TEXT                      -- owner id of the run that paid for it
+    run TEXT,                     -- owner id of the run that paid for it
+    logprobs TEXT                 -- JSON tokens + top alternatives (score_mode=expected)
 );
 CREATE TABLE IF NOT EXISTS batches (
     id TEXT PRIMARY KEY,          -- the provider's batch id
@@ -74,7 +75,7 @@ CREATE TABLE IF NOT EXISTS pending (
 );
 """
 # Columns added after the first release: an older cache file gets them on open.
-_ADDED_COLUMNS = {"replies": [("cost_usd", "REAL"), ("run", "TEXT")]}
+_ADDED_COLUMNS = {"replies": [("cost_usd", "REAL"), ("run", "TEXT"), ("logprobs", "TEXT")]}
 
 # Claim a free key, an expired one, or one we hold already -- unless its reply is stored.
 # One statement, so atomic across processes; rowcount 1 = claimed.
@@ -90,7 +91,7 @@ UPDATE pending SET owner = ?1, lease_until = ?2
 WHERE key = ?3 AND owner = ?4 AND NOT EXISTS (SELECT 1 FROM replies WHERE key = ?3)
 """
 _REPLY_COLUMNS = ("key, text, status, score, parser_version, input_tokens, output_tokens, "
-                  "latency_s, source, cost_usd, run")
+                  "latency_s, source, cost_usd, run, logprobs")
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
 
@@ -149,6 +150,11 @@ class CachedReply:
     source: str
     cost_usd: float | None = None  # None: written before costs were recorded
     run: str | None = None
+    logprobs: Any = None  # alpagasus.expected.compact_logprobs, or None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.logprobs, str):
+            self.logprobs = json.loads(self.logprobs)
 
 
 def _is_damage(e: sqlite3.DatabaseError) -> bool:
@@ -227,15 +233,17 @@ class ReplyCache:
     def put(self, key: str, judge: str, model: str, text: str, *, status: str | None = None,
             score: Any = None, parser_version: int | None = None, input_tokens: int = 0,
             output_tokens: int = 0, latency_s: float = 0.0, source: str = "online",
-            cost_usd: float | None = None, run: str | None = None) -> bool:
+            cost_usd: float | None = None, run: str | None = None,
+            logprobs: Any = None) -> bool:
         """Store one reply; False if the key was already there (the first reply wins)."""
         try:
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO replies (key, judge, model, text, status, score, "
                 "parser_version, input_tokens, output_tokens, latency_s, source, created, "
-                "cost_usd, run) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "cost_usd, run, logprobs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (key, judge, model, text, status, json.dumps(score), parser_version,
-                 input_tokens, output_tokens, latency_s, source, time.time(), cost_usd, run),
+                 input_tokens, output_tokens, latency_s, source, time.time(), cost_usd, run,
+                 None if logprobs is None else json.dumps(logprobs, separators=(",", ":"))),
             )
         except sqlite3.DatabaseError as e:
             raise self._error(e) from e

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from alpagasus.config import JudgeConfig
 from alpagasus.errors import AlpagasusError
+from alpagasus.expected import LogprobsError, compact_logprobs, openai_logprobs
 from alpagasus.judges import JudgeReply, Messages, ScoreFormat, judge_identity
 from alpagasus.judges.cache import CachedReply, Claim, ReplyCache, judge_key, new_owner, request_key
 from alpagasus.judges.tokens import TokenCounter
@@ -91,6 +92,17 @@ class JudgeRequestError(AlpagasusError, RuntimeError):
     exit_code = 2
     hint = ("check the key in the variable judge.api_key_env names, judge.model and "
             f"judge.base_url; {REPLIES_CACHED}")
+
+
+class NoLogprobs(JudgeRequestError):
+    """score_mode=expected, and the server answered without the logprobs it was asked for."""
+
+    hint = ("use judge.score_mode=text (scores from the reply text only), or a server that "
+            "returns logprobs (OpenAI, vLLM); docs/expected-scores.md")
+
+
+def expects_logprobs(cfg: JudgeConfig) -> bool:
+    return cfg.backend == "openai" and mode_value(cfg.score_mode) == "expected"
 
 
 @dataclass
@@ -326,9 +338,12 @@ class OpenAIProvider:
                                 "max_tokens": self.cfg.max_tokens}
         if self.cfg.top_p != 1.0:
             body["top_p"] = self.cfg.top_p
+        if expects_logprobs(self.cfg):  # expected scores: the tokens' probabilities
+            body["logprobs"] = True
+            body["top_logprobs"] = self.cfg.top_logprobs
         return body
 
-    async def send(self, messages: Messages) -> tuple[str, int, int]:
+    async def send(self, messages: Messages) -> tuple[str, int, int, list | None]:
         # client.post (the SDKs' documented route for raw requests) with a body we built
         # ourselves: the same auth, URL, timeout and error classes as chat.completions.create,
         # without its typed-params transform and response models, about half the client CPU
@@ -372,7 +387,7 @@ class AnthropicProvider:
             body["top_p"] = self.cfg.top_p
         return body
 
-    async def send(self, messages: Messages) -> tuple[str, int, int]:
+    async def send(self, messages: Messages) -> tuple[str, int, int, list | None]:
         # As for OpenAI: client.post with our own body. It also carries temperature/top_p,
         # which this SDK's messages.create() no longer names but the Messages API reads.
         try:
@@ -401,7 +416,8 @@ def _not_a_reply(where: str, body: dict[str, Any], what: str) -> JudgeRequestErr
         "protocol it speaks?")
 
 
-def reply_from_openai(body: Any, where: str = "?") -> tuple[str, int, int]:
+def reply_from_openai(body: Any, where: str = "?") -> tuple[str, int, int, list | None]:
+    """(text, prompt tokens, reply tokens, logprobs as the cache stores them or None)."""
     body = _json_body(body, where)
     choices = body.get("choices")
     if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)
@@ -409,10 +425,15 @@ def reply_from_openai(body: Any, where: str = "?") -> tuple[str, int, int]:
         raise _not_a_reply(where, body, "a chat completion (no 'choices[0].message')")
     usage = body.get("usage") or {}
     text = choices[0]["message"].get("content") or ""
-    return text, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+    try:
+        tokens = openai_logprobs(choices[0])
+    except LogprobsError as e:
+        raise _not_a_reply(where, body, f"chat completion logprobs ({e})") from e
+    return (text, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0,
+            None if tokens is None else compact_logprobs(tokens))
 
 
-def reply_from_anthropic(body: Any, where: str = "?") -> tuple[str, int, int]:
+def reply_from_anthropic(body: Any, where: str = "?") -> tuple[str, int, int, list | None]:
     body = _json_body(body, where)
     content = body.get("content")
     if not isinstance(content, list):
@@ -420,7 +441,7 @@ def reply_from_anthropic(body: Any, where: str = "?") -> tuple[str, int, int]:
     usage = body.get("usage") or {}
     text = "".join(b.get("text", "") for b in content
                    if isinstance(b, dict) and b.get("type") == "text")
-    return text, usage.get("input_tokens") or 0, usage.get("output_tokens") or 0
+    return text, usage.get("input_tokens") or 0, usage.get("output_tokens") or 0, None
 
 
 def _classify(sdk: Any, provider: str, e: Exception, key: str = "", url: str = "?") -> Exception:
@@ -625,19 +646,29 @@ class ApiJudge:
             replies.append(JudgeReply(r.text, input_tokens=r.input_tokens,
                                       output_tokens=r.output_tokens, latency_s=r.latency_s,
                                       key=key, source=r.source,
-                                      cached=key not in self.stored_here))
+                                      cached=key not in self.stored_here,
+                                      logprobs=r.logprobs))
         return replies
 
     def store(self, key: str, score_format: ScoreFormat, text: str, n_in: int, tin: int,
-              tout: int, latency: float, source: str) -> tuple[float, bool]:
+              tout: int, latency: float, source: str,
+              logprobs: list | None = None) -> tuple[float, bool]:
         """Commit one paid reply; charge it to the budget. (cost, first overrun seen)."""
+        if logprobs is None and expects_logprobs(self.cfg):
+            # Not stored: under this judge's key a reply without logprobs would be read as
+            # a text score forever after.
+            raise NoLogprobs(
+                f"{self.cfg.name}: judge.score_mode=expected asked {self.cfg.base_url or 'the server'} "
+                f"for logprobs (logprobs: true, top_logprobs: {self.cfg.top_logprobs}) and it "
+                f"replied without them (model {self.cfg.model}); nothing more is sent")
         if not tin and not tout:  # the server sent no usage: charge what we count
             tin, tout = n_in, self.counter.count_text(text)
         cost = self.price(tin, tout, batch=source == "batch")
         status, score = parse_for_cache(score_format, text)
         if self.cache.put(key, self.judge, self.cfg.model, text, status=status, score=score,
                           parser_version=PARSER_VERSION, input_tokens=tin, output_tokens=tout,
-                          latency_s=latency, source=source, cost_usd=cost, run=self.owner):
+                          latency_s=latency, source=source, cost_usd=cost, run=self.owner,
+                          logprobs=logprobs):
             self.stored_here.add(key)
         u = self.usage
         u.input_tokens += tin
@@ -657,6 +688,10 @@ class ApiJudge:
         largest = max(n for _, _, n in todo) + cfg.max_tokens
         tpm = make_limiter(cfg.tokens_per_minute, largest) if cfg.tokens_per_minute else None
         scope_cache = mode_value(opts.budget_scope) == "cache"
+        # score_mode=expected: the other workers wait until the first reply shows logprobs
+        # (a server without them fails after one paid request, not a whole run).
+        first_reply = ({"sender": None, "seen": asyncio.Event()} if expects_logprobs(cfg)
+                       else None)
         queue = deque(todo)
         held: dict[str, tuple[str, Messages, int]] = {}  # keys another job is sending
         ever_held: set[str] = set()
@@ -695,6 +730,11 @@ class ApiJudge:
             bar.update(len(replies))
 
         async def one(key: str, messages: Messages, n_in: int) -> None:
+            if first_reply is not None:  # expected: one request proves the server's logprobs
+                if not first_reply["sender"]:
+                    first_reply["sender"] = key
+                elif first_reply["sender"] != key:
+                    await first_reply["seen"].wait()
             for attempt in range(cfg.max_retries + 1):
                 if rpm:
                     await rpm.acquire()
@@ -705,10 +745,10 @@ class ApiJudge:
                 try:
                     if _timeout is not None:  # no extra task per request (Python >= 3.11)
                         async with _timeout(cfg.request_timeout_s):
-                            text, tin, tout = await provider.send(messages)
+                            text, tin, tout, logprobs = await provider.send(messages)
                     else:
-                        text, tin, tout = await asyncio.wait_for(provider.send(messages),
-                                                                 cfg.request_timeout_s)
+                        text, tin, tout, logprobs = await asyncio.wait_for(
+                            provider.send(messages), cfg.request_timeout_s)
                 # asyncio.TimeoutError: distinct from TimeoutError before Python 3.11.
                 except (_Retryable, asyncio.TimeoutError) as e:  # noqa: UP041
                     if isinstance(e, _Retryable):
@@ -734,7 +774,9 @@ class ApiJudge:
                     continue
                 usage.requests += 1
                 _, overrun = self.store(key, score_format, text, n_in, tin, tout,
-                                        time.perf_counter() - t0, "online")
+                                        time.perf_counter() - t0, "online", logprobs)
+                if first_reply is not None:
+                    first_reply["seen"].set()
                 if overrun:
                     log.warning("[%s] the server replied with %d tokens, more than max_tokens="
                                 "%d: it does not stop at max_tokens, so the budget now reserves "

@@ -10,14 +10,18 @@ import torch
 from tqdm.auto import tqdm
 
 from alpagasus.config import JudgeConfig
+from alpagasus.expected import Expected
 from alpagasus.judges import JudgeReply, Messages, ScoreFormat
 from alpagasus.models import load_for_inference, load_tokenizer, resolve_model_path
 
 
 class LocalJudge:
     def __init__(self, cfg: JudgeConfig, cache_dir: str | Path, seed: int | None = None):
-        if cfg.score_mode not in ("logits", "text"):
-            raise ValueError(f"judge.score_mode must be logits or text, got '{cfg.score_mode}'")
+        # expected: the same reading as logits (the score is the reply's first token here),
+        # named as for API judges.
+        if cfg.score_mode not in ("logits", "text", "expected"):
+            raise ValueError(f"judge.score_mode must be logits, expected or text, "
+                             f"got '{cfg.score_mode}'")
         self.cfg = cfg
         self.seed = seed  # temperature > 0: the draws of a complete() call repeat with it
         path = resolve_model_path(cfg.model, cache_dir)
@@ -29,7 +33,8 @@ class LocalJudge:
     def _digit_token_ids(self) -> list[int]:
         ids = [self.tok.encode(str(d), add_special_tokens=False) for d in range(10)]
         if any(len(i) != 1 for i in ids):
-            raise ValueError("score_mode=logits needs a tokenizer with one token per digit")
+            raise ValueError(f"score_mode={self.cfg.score_mode} needs a tokenizer with one token "
+                             "per digit")
         return [i[0] for i in ids]
 
     def close(self) -> None:
@@ -64,37 +69,42 @@ class LocalJudge:
                 t0 = time.perf_counter()
                 texts = self._batch([prompts[i] for i in batch], score_format)
                 latency = (time.perf_counter() - t0) / len(batch)
-                for i, (text, n_out) in zip(batch, texts, strict=True):
+                for i, (text, n_out, expected) in zip(batch, texts, strict=True):
                     replies[i] = JudgeReply(text, input_tokens=lengths[i], output_tokens=n_out,
-                                            latency_s=latency)
+                                            latency_s=latency, expected=expected)
                 bar.update(len(batch))
         return [r for r in replies if r is not None]
 
     @torch.no_grad()
-    def _batch(self, prompts: list[str], score_format: ScoreFormat) -> list[tuple[str, int]]:
+    def _batch(self, prompts: list[str], score_format: ScoreFormat
+               ) -> list[tuple[str, int, list[Expected] | None]]:
         if self.cfg.score_mode == "text":
-            return self._generate(prompts)
+            return [(text, n, None) for text, n in self._generate(prompts)]
         if score_format == "rating":
             probs = self._digit_probs(prompts, range(0, 6))
-            if self.cfg.temperature > 0:
-                return [self._sampled_rating(p) for p in probs]
+            if self.cfg.temperature > 0:  # a drawn digit; the expectation is kept beside it
+                return [(*self._sampled_rating(p),
+                         [Expected(float(sum(d * p[d] for d in range(6))), mass)])
+                        for p, mass in probs]
             out = []
-            for p in probs:
+            for p, mass in probs:
                 expected = float(sum(d * p[d] for d in range(6)))
-                score = round(expected * 2) / 2  # the paper's 0.5 granularity
+                score = round(expected * 2) / 2  # the reply keeps the paper's 0.5 grid
                 out.append((f"{score}\n(expected {expected:.3f} from digit probabilities "
-                            f"{json.dumps([round(x, 4) for x in p])})", 1))
+                            f"{json.dumps([round(x, 4) for x in p])})", 1,
+                            [Expected(expected, mass)]))
             return out
         # pair: Assistant 1's expected score, then Assistant 2's given Assistant 1's argmax.
         # Expectations (not argmax) so that two near-identical distributions rarely tie.
         digits = range(1, 10)
         p1 = self._digit_probs(prompts, digits)
-        first = [max(digits, key=lambda d: p[d]) for p in p1]
+        first = [max(digits, key=lambda d: p[d]) for p, _ in p1]
         p2 = self._digit_probs([pr + f"{d} " for pr, d in zip(prompts, first, strict=True)], digits)
         out = []
-        for a, b in zip(p1, p2, strict=True):
-            ea, eb = (sum(d * p[d] for d in digits) for p in (a, b))
-            out.append((f"{ea:.1f} {eb:.1f}\n(expected scores over the digits 1-9)", 2))
+        for (a, mass_a), (b, mass_b) in zip(p1, p2, strict=True):
+            ea, eb = (float(sum(d * p[d] for d in digits)) for p in (a, b))
+            out.append((f"{ea:.1f} {eb:.1f}\n(expected scores over the digits 1-9)", 2,
+                        [Expected(ea, mass_a), Expected(eb, mass_b)]))
         return out
 
     def _sampled_rating(self, p: list[float]) -> tuple[str, int]:
@@ -105,19 +115,21 @@ class LocalJudge:
         return (f"{drawn}\n(sampled at temperature {self.cfg.temperature:g} from digit "
                 f"probabilities {json.dumps([round(x, 4) for x in p[:6]])})", 1)
 
-    def _digit_probs(self, prompts: list[str], digits: range) -> list[list[float]]:
-        """P(first answer token = d) renormalised over ``digits``; other digits get 0."""
+    def _digit_probs(self, prompts: list[str], digits: range) -> list[tuple[list[float], float]]:
+        """P(first answer token = d) renormalised over ``digits`` (other digits get 0), and
+        the probability the model gave those digits at all (the rest went to other tokens)."""
         enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = enc.to(self.model.device)
         logits = self.model(**enc, use_cache=False).logits[:, -1, :].float()
         allowed = torch.tensor([self.digit_ids[d] for d in digits], device=logits.device)
+        masses = torch.softmax(logits, dim=-1)[:, allowed].sum(dim=-1).cpu().tolist()
         probs = torch.softmax(logits[:, allowed], dim=-1).cpu().tolist()
         full = []
-        for row in probs:
+        for row, mass in zip(probs, masses, strict=True):
             p = [0.0] * 10
             for d, v in zip(digits, row, strict=True):
                 p[d] = v
-            full.append(p)
+            full.append((p, mass))
         return full
 
     def _generate(self, prompts: list[str]) -> list[tuple[str, int]]:

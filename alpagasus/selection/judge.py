@@ -1,5 +1,6 @@
 """`judge`: keep the items a judge rated >= threshold; `size` draws from them (seeded) or,
-with `select.order=top`, keeps the best-scored (ties broken by a seeded hash of the item)."""
+with `select.order=top`, keeps the best-scored (ties broken by a seeded hash of the item).
+`select.score=expected` reads each row's expected score instead of the parsed one."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ class JudgeFilter(Strategy):
     uses_threshold = True
 
     def key(self, arm) -> dict[str, Any]:
-        return {"threshold": arm.threshold, "unparsed_policy": arm.unparsed_policy,
-                "order": arm.order, "seed": arm.seed}
+        key = {"threshold": arm.threshold, "unparsed_policy": arm.unparsed_policy,
+               "order": arm.order, "seed": arm.seed}
+        if arm.score_by == "expected":  # only then: the paper's keys stay as they were
+            key["score_by"] = "expected"
+        return key
 
     def inputs(self, ctx, arm):
         from alpagasus.stages import rate
@@ -32,14 +36,27 @@ class JudgeFilter(Strategy):
 
     def choose(self, arm, items, scores, size):
         texts = [json.dumps(it.to_dict(), sort_keys=True) for it in items]
-        return choose_by_score(scores, arm.threshold, size, arm.unparsed_policy == "include",
-                               arm.order, arm.seed, texts)
+        return choose_by_score(scores_by(arm, scores), arm.threshold, size,
+                               arm.unparsed_policy == "include", arm.order, arm.seed, texts)
 
     def ranking(self, arm, items, scores):
         include = arm.unparsed_policy == "include"
+        scores = scores_by(arm, scores)
         return Ranking([r["score"] for r in scores],
                        [(r["score"] is not None and r["score"] >= arm.threshold)
                         or (include and r["score"] is None) for r in scores])
+
+
+def scores_by(arm, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with ``score`` = the score the arm selects on (select.score)."""
+    if arm.score_by != "expected":
+        return rows
+    if rows and all(r.get("expected_score") is None for r in rows):
+        raise SelectionError(
+            f"arm {arm.role}: select.score=expected, but judge {arm.judge.name}'s ratings hold "
+            "no expected score: set judge.score_mode=expected (an OpenAI-protocol judge or the "
+            "local one); docs/expected-scores.md")
+    return [{**r, "score": r.get("expected_score")} for r in rows]
 
 
 def choose_by_score(ratings: list[dict[str, Any]], threshold: float, size: int | None,

@@ -118,6 +118,7 @@ def _view(c: Compared, artifact: Artifact, firsts: list[int]) -> analysis.Select
     strategy = get_strategy(arm.method)
     scores = [r["score"] for r in rows]
     has_scores = any(s is not None for s in scores)
+    expected = [r.get("expected_score") for r in rows]
     ranked = any("rank_value" in r for r in rows)
     return analysis.SelectionView(
         name=arm.name, label=arm.label(artifact.counts.get("kept")), method=arm.method,
@@ -128,6 +129,8 @@ def _view(c: Compared, artifact: Artifact, firsts: list[int]) -> analysis.Select
         judged=strategy.needs_judge,
         rank=[r.get("rank_value") for r in rows] if ranked else None,
         passes=[bool(r.get("passes")) for r in rows] if ranked else None,
+        expected=expected if any(e is not None for e in expected) else None,
+        threshold=arm.threshold if strategy.uses_threshold else None,
     )
 
 

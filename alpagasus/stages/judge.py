@@ -15,7 +15,10 @@ order verdicts, so the report applies `report.rule` without asking the judge aga
 
 Output: judgments.jsonl, one line per prompt: testset, id, category, prompt, input, both
 answers, both replies, their scores and parse status, both order verdicts, and `verdict`
-under the paper's rule.
+under the paper's rule; with expected scores (eval_judge.score_mode=expected) also each
+order's expected scores (`expected_a_first`, `expected_b_first`: Assistant 1, Assistant 2)
+and each answer's mean over both orders (`expected_a`, `expected_b`), which the report's
+rule `expected` compares (alpagasus/pair_expected.py).
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from alpagasus.config import AggregationRule
 from alpagasus.context import RunContext
 from alpagasus.data import DataError, fingerprint, read_records
 from alpagasus.errors import AlpagasusError
-from alpagasus.judges import JudgeReply, judge_identity, make_judge
+from alpagasus.expected import EXPECTED_VERSION, PAIR_SCALE
+from alpagasus.judges import JudgeReply, judge_identity, make_judge, reads_expected
 from alpagasus.judges.engine import EngineOptions, JudgeStop
+from alpagasus.pair_expected import expected_means
 from alpagasus.parsing import PARSER_VERSION, parse_pair
 from alpagasus.prompts import PAIRWISE_PROMPT
 from alpagasus.stats import SIGN
@@ -61,6 +66,9 @@ def combine(first: str | None, second: str | None,
     """One verdict from the two orders' under ``rule``; 'unparsed' if either had no scores."""
     if first not in SIGN or second not in SIGN:
         return "unparsed"
+    if AggregationRule(rule) in (AggregationRule.expected, AggregationRule.auto):
+        raise ValueError(f"rule {rule} does not combine order verdicts: it compares expected "
+                         "scores (alpagasus.pair_expected.expected_verdict)")
     if AggregationRule(rule) == AggregationRule.strict:
         return first if first == second else "tie"
     total = SIGN[first] + SIGN[second]
@@ -214,6 +222,11 @@ def _read(reply: JudgeReply, revision: str) -> tuple[tuple[float, float] | None,
     return parsed.scores, parsed.status
 
 
+def _expected(reply: JudgeReply, scores: tuple[float, float] | None) -> list[float | None] | None:
+    found = reply.expected_scores(list(scores) if scores else None, PAIR_SCALE)
+    return [None if e.value is None else round(e.value, 6) for e in found] if found else None
+
+
 def judgment_rows(pairs: list[tuple[dict, dict]], replies: list[JudgeReply],
                   revision: str = "unparsed") -> list[dict]:
     """One judgment per pair from its two replies (A first, then B first); ``revision``:
@@ -223,6 +236,11 @@ def judgment_rows(pairs: list[tuple[dict, dict]], replies: list[JudgeReply],
         first, second = replies[2 * n], replies[2 * n + 1]
         (s1, p1), (s2, p2) = _read(first, revision), _read(second, revision)
         v1, v2 = order_verdict(s1, a_first=True), order_verdict(s2, a_first=False)
+        e1, e2 = _expected(first, s1), _expected(second, s2)
+        means = expected_means(e1, e2)
+        expected = {} if e1 is None and e2 is None else {
+            "expected_a_first": e1, "expected_b_first": e2,
+            "expected_a": means[0] if means else None, "expected_b": means[1] if means else None}
         rows.append({
             "testset": ra["testset"], "id": ra["id"], "category": ra.get("category"),
             "prompt": ra["prompt"], "input": ra.get("input", ""),
@@ -231,16 +249,20 @@ def judgment_rows(pairs: list[tuple[dict, dict]], replies: list[JudgeReply],
             "scores_a_first": s1, "scores_b_first": s2,
             "parse_a_first": p1, "parse_b_first": p2,
             "verdict_a_first": v1, "verdict_b_first": v2, "verdict": combine(v1, v2),
+            **expected,
         })
     return rows
 
 
 def judgments_config(eval_judge: Any) -> dict[str, Any]:
     """The judge artifact's config (inputs: both answer sets' keys); stage=plan uses it."""
-    return {"judge": judge_identity(eval_judge), "prompt": PAIRWISE_PROMPT.name,
-            "prompt_hash": PAIRWISE_PROMPT.hash, "parser_version": PARSER_VERSION,
-            "revision_policy": str(eval_judge.revision_policy),
-            "question_format": QUESTION_FORMAT}
+    config = {"judge": judge_identity(eval_judge), "prompt": PAIRWISE_PROMPT.name,
+              "prompt_hash": PAIRWISE_PROMPT.hash, "parser_version": PARSER_VERSION,
+              "revision_policy": str(eval_judge.revision_policy),
+              "question_format": QUESTION_FORMAT}
+    if reads_expected(eval_judge):
+        config["expected_version"] = EXPECTED_VERSION
+    return config
 
 
 def pair_requests(pairs: list[tuple[dict, dict]]) -> list[Any]:

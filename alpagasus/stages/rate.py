@@ -3,11 +3,14 @@
 Output (the artifact is created only when every item has a reply; until then the judge
 reply cache, ``paths.judge_cache``, holds what was received, so rerunning resumes):
 
-* ratings.jsonl: one line per item in data order {"index", "score", "status", "reply",
-  "error", "input_tokens", "output_tokens", "source", "cached"};
+* ratings.jsonl: one line per item in data order {"index", "score", "expected_score",
+  "expected_mass", "status", "reply", "error", "input_tokens", "output_tokens", "source",
+  "cached"} (expected_*: None unless the judge gives probabilities, judge.score_mode=
+  expected; docs/expected-scores.md);
 * unparsed.jsonl: the items whose reply held no valid score (never turned into a score);
 * skipped.jsonl: the items not sent because the prompt does not fit the judge's context;
-* histogram.png: the score distribution (the paper's Figure 2 style), also logged to W&B.
+* histogram.png: the score distribution (the paper's Figure 2 style) and, beside it, the
+  expected scores' when there are any; also logged to W&B.
 
 Replies are stored raw and parsed on read (alpagasus.parsing); exact duplicates are sent
 once. ``rate.reparse=true`` re-scores the stored replies without any API call; the parser
@@ -31,7 +34,9 @@ from alpagasus.config import JudgeConfig
 from alpagasus.context import RunContext
 from alpagasus.data import DataError, Item, read_records, validate_item
 from alpagasus.errors import AlpagasusError
-from alpagasus.judges import judge_identity, make_judge
+from alpagasus.expected import EXPECTED_VERSION, RATING_SCALE
+from alpagasus.expected_summary import expected_counts, plot_both
+from alpagasus.judges import judge_identity, make_judge, reads_expected
 from alpagasus.parsing import PARSER_VERSION, parse_rating
 from alpagasus.prompts import ChatTemplate, rating_messages, rating_prompt
 from alpagasus.selection import SelectionError
@@ -95,9 +100,13 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
             parsed = parse_rating(reply.text, dimension=template.criterion,
                                   revision=str(judge_cfg.revision_policy)) \
                 if reply.status == "ok" else None
+            expected = reply.expected_scores(
+                [parsed.score] if parsed and parsed.score is not None else None, RATING_SCALE)
             rows.append({
                 "index": index,
                 "score": parsed.score if parsed else None,
+                "expected_score": expected[0].value if expected else None,
+                "expected_mass": round(expected[0].mass, 4) if expected else None,
                 "status": parsed.status if parsed else reply.status,
                 "reply": reply.text,
                 "error": reply.error,
@@ -120,8 +129,9 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
         if usage is not None:
             counts.update({"sent_this_run": usage.requests, "retries_this_run": usage.retries,
                            "cost_usd_this_run": round(usage.cost_usd, 6)})
-        plot_histogram(counts["histogram"], counts, f"{judge_cfg.name} ({judge_cfg.model}), "
-                       f"prompt {template.name}", workdir / HISTOGRAM)
+        counts.update(expected_counts(rows))
+        plot_both(counts["histogram"], rows, counts, f"{judge_cfg.name} ({judge_cfg.model}), "
+                  f"prompt {template.name}", workdir / HISTOGRAM)
         return counts
 
     artifact = ctx.store.ensure("rate", config, {"data": ctx.data_key}, build)
@@ -132,6 +142,11 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
              "%s+%s tokens, $%s", counts.get("items"), counts.get("rated"),
              counts.get("unparsed"), counts.get("too_long", 0), kept, threshold,
              counts.get("input_tokens"), counts.get("output_tokens"), counts.get("cost_usd"))
+    if "expected_scored" in counts:
+        log.info("[rate] expected scores: %d items, mean %s (sd %s), %d distinct values vs %d "
+                 "parsed; score-token mass %s", counts["expected_scored"],
+                 counts["expected_mean"], counts["expected_sd"], counts["distinct_expected"],
+                 counts["distinct_scores"], counts["expected_mass_mean"])
     if (artifact.path / HISTOGRAM).is_file():
         ctx.tracker.log_image(f"rate/{judge_cfg.name}/histogram", artifact.path / HISTOGRAM)
     per_score = {f"score_{k}": v for k, v in counts.get("histogram", {}).items()}
@@ -142,9 +157,12 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
 def rate_config(judge_cfg: JudgeConfig, template: ChatTemplate) -> dict[str, Any]:
     """The rate artifact's config (its key is this plus the data key): stage=noise finds an
     existing rating with it."""
-    return {"judge": judge_identity(judge_cfg), "prompt": template.name,
-            "prompt_hash": template.hash, "parser_version": PARSER_VERSION,
-            "revision_policy": str(judge_cfg.revision_policy)}
+    config = {"judge": judge_identity(judge_cfg), "prompt": template.name,
+              "prompt_hash": template.hash, "parser_version": PARSER_VERSION,
+              "revision_policy": str(judge_cfg.revision_policy)}
+    if reads_expected(judge_cfg):
+        config["expected_version"] = EXPECTED_VERSION
+    return config
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -205,30 +223,6 @@ def summarize(rows: list[dict[str, Any]], n_requests: int, judge_cfg: JudgeConfi
         counts["cost_usd"] = round((tin * judge_cfg.price_input_per_mtok
                                     + tout * judge_cfg.price_output_per_mtok) / 1e6, 6)
     return counts
-
-
-def plot_histogram(histogram: dict[str, int], counts: dict[str, Any], title: str,
-                   path: Path) -> None:
-    """Bars per score (0-5 in 0.5 steps), labelled with counts, like the paper's Figure 2."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    values = {float(k): v for k, v in histogram.items()}
-    xs = sorted(set(BUCKETS) | set(values))
-    ys = [values.get(x, 0) for x in xs]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    bars = ax.bar(range(len(xs)), ys, color="#4c72b0")
-    ax.bar_label(bars, fontsize=8)
-    ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
-    ax.set_xlabel("score")
-    ax.set_ylabel("items")
-    ax.set_title(f"{title}\n{counts['items']} items, {counts['unparsed']} unparsed, "
-                 f"{counts['too_long']} too long", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def read_ratings(artifact: Artifact) -> list[dict[str, Any]]:

@@ -3,8 +3,10 @@ with its uncertainty, and the paper's bar chart.
 
 Winning score = (#win - #lose) / N + 1, over the N prompts whose two judge replies could
 both be read (unparsed ones are counted and shown, not scored). The two answer orders are
-combined under `report.rule` (alpagasus | strict; alpagasus/stages/judge.py), which the
-report names. Every winning score comes with a percentile bootstrap CI (prompts resampled,
+combined under `report.rule` (alpagasus | strict; alpagasus/stages/judge.py; or expected:
+each answer's expected score averaged over both orders, alpagasus/pair_expected.py; auto,
+the default: expected when eval_judge.score_mode=expected, else alpagasus), which the
+report names, with the judge's position bias in words. Every winning score comes with a percentile bootstrap CI (prompts resampled,
 seeded) and a one-sided sign-test p-value for "A better than B" (alpagasus/stats.py).
 Categories: Vicuna's `category`, WizardLM's `Skill` (sets without one have no category rows).
 
@@ -36,6 +38,8 @@ from typing import Any
 from alpagasus.artifacts import Artifact
 from alpagasus.config import AggregationRule
 from alpagasus.context import RunContext
+from alpagasus.errors import AlpagasusError
+from alpagasus.pair_expected import describe_bias, expected_verdict, position_bias
 from alpagasus.stages import judge
 from alpagasus.stats import bootstrap_ci, sign_test, winning_score
 
@@ -49,7 +53,22 @@ RULE_TEXT = {
     AggregationRule.alpagasus: "alpagasus (the paper's: two wins, or a win and a tie, = win)",
     AggregationRule.strict: "strict (FastChat's: a win only when both orders agree; "
                             "orders that disagree = tie)",
+    AggregationRule.expected: "expected (each answer's expected score averaged over both "
+                              "orders, the higher wins: position bias cancels)",
 }
+
+
+class ReportError(AlpagasusError, ValueError):
+    """The report cannot be built as configured."""
+
+
+def resolve_rule(rule: AggregationRule | str, eval_judge: Any) -> AggregationRule:
+    """report.rule=auto: expected when the evaluation judge gives expected scores."""
+    rule = AggregationRule(rule)
+    if rule != AggregationRule.auto:
+        return rule
+    mode = str(getattr(eval_judge.score_mode, "value", eval_judge.score_mode))
+    return AggregationRule.expected if mode == "expected" else AggregationRule.alpagasus
 TABLE_COLUMNS = ["test set", "win", "tie", "lose", "unparsed", "n", "winning_score", "ci_low",
                  "ci_high", "p_value", "order_agreement"]
 
@@ -71,9 +90,11 @@ class Stats:
 # --- pure core -------------------------------------------------------------------------------
 
 
-def prompt_verdict(j: dict[str, Any], rule: AggregationRule | str) -> str:
+def prompt_verdict(j: dict[str, Any], rule: AggregationRule | str, margin: float = 0.01) -> str:
     """A judgment's verdict under ``rule``, from its two order verdicts (older judgments
-    without them keep their stored verdict)."""
+    without them keep their stored verdict), or for rule expected its expected means."""
+    if AggregationRule(rule) == AggregationRule.expected:
+        return expected_verdict(j, margin)
     if "verdict_a_first" not in j:
         return j["verdict"]
     return judge.combine(j["verdict_a_first"], j["verdict_b_first"], rule)
@@ -98,10 +119,11 @@ def summarize(verdicts: list[str], agreements: list[bool], stats: Stats) -> dict
 
 
 def _groups(judgments: Iterable[dict[str, Any]], rule: AggregationRule | str,
-            key: Callable[[dict[str, Any]], list[str]]) -> dict[str, tuple[list, list]]:
+            key: Callable[[dict[str, Any]], list[str]],
+            margin: float = 0.01) -> dict[str, tuple[list, list]]:
     groups: dict[str, tuple[list[str], list[bool]]] = defaultdict(lambda: ([], []))
     for j in judgments:
-        verdict = prompt_verdict(j, rule)
+        verdict = prompt_verdict(j, rule, margin)
         agree = verdict != "unparsed" and j.get("verdict_a_first") == j.get("verdict_b_first")
         for name in key(j):
             groups[name][0].append(verdict)
@@ -111,23 +133,24 @@ def _groups(judgments: Iterable[dict[str, Any]], rule: AggregationRule | str,
 
 
 def tally(judgments: list[dict[str, Any]], rule: AggregationRule | str = AggregationRule.alpagasus,
-          stats: Stats = Stats()) -> dict[str, dict[str, Any]]:
+          stats: Stats = Stats(), margin: float = 0.01) -> dict[str, dict[str, Any]]:
     """Per test set and overall ("all", last): see ``summarize`` for a row.
 
     ``order_agreement``: the fraction of scored prompts whose two orders gave the same
     verdict; low values mean the judge's position bias decided the outcome.
     """
-    groups = _groups(judgments, rule, lambda j: [j["testset"], OVERALL])
+    groups = _groups(judgments, rule, lambda j: [j["testset"], OVERALL], margin)
     table = {name: summarize(*groups[name], stats) for name in groups}
     return dict(sorted(table.items(), key=lambda kv: (kv[0] == OVERALL, kv[0])))
 
 
 def tally_categories(judgments: list[dict[str, Any]],
                      rule: AggregationRule | str = AggregationRule.alpagasus,
-                     stats: Stats = Stats()) -> dict[str, dict[str, dict[str, Any]]]:
+                     stats: Stats = Stats(),
+                     margin: float = 0.01) -> dict[str, dict[str, dict[str, Any]]]:
     """{test set: {category: row}} for the sets whose prompts carry a category."""
     groups = _groups([j for j in judgments if j.get("category") is not None], rule,
-                     lambda j: [f"{j['testset']}\x00{j['category']}"])
+                     lambda j: [f"{j['testset']}\x00{j['category']}"], margin)
     out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for name in sorted(groups):
         testset, category = name.split("\x00", 1)
@@ -294,23 +317,35 @@ def _run_compare(ctx: RunContext) -> Artifact:
 def build_report(ctx: RunContext, judged: Artifact, label: str,
                  extra: dict[str, Any]) -> Artifact:
     r = ctx.cfg.report
-    rule = AggregationRule(r.rule)
+    rule = resolve_rule(r.rule, ctx.cfg.eval_judge)
+    margin = float(r.expected_tie_margin)
     stats = Stats(level=r.ci_level, resamples=r.bootstrap_resamples, seed=r.bootstrap_seed)
     sections = collect_sections(ctx)
     config = {"label": label, "rule": rule.value, "ci": stats.describe(), **extra}
+    if rule == AggregationRule.expected:  # only then: other reports keep their keys
+        config["expected_tie_margin"] = margin
     inputs = {"judgments": judged.key,
               **{f"{name}/{k}": v for name, s in sections.items() for k, v in s.inputs.items()}}
 
     def build(workdir: Path) -> dict[str, Any]:
         judgments = judge.read_judgments(judged)
-        table = tally(judgments, rule, stats)
-        categories = tally_categories(judgments, rule, stats)
+        if rule == AggregationRule.expected and not any("expected_a" in j for j in judgments):
+            raise ReportError(
+                "report.rule=expected, but the judgments hold no expected scores (eval_judge "
+                f"{ctx.cfg.eval_judge.name}, score_mode={ctx.cfg.eval_judge.score_mode})",
+                hint="set eval_judge.score_mode=expected, or report.rule=alpagasus|strict")
+        table = tally(judgments, rule, stats, margin)
+        categories = tally_categories(judgments, rule, stats, margin)
+        bias = position_bias(judgments)
         report = {"title": label, "rule": rule.value, "rule_text": RULE_TEXT[rule],
+                  "position_bias": {**bias, "text": describe_bias(bias)},
                   "ci": stats.describe(), "table": table, "categories": categories,
                   "sections": {name: {"title": s.title, **s.data}
                                for name, s in sections.items()}, **extra}
         (workdir / REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False))
         md = [format_table(table, label, categories, rule, stats.level)]
+        if report["position_bias"]["text"]:
+            md.append(report["position_bias"]["text"])
         md += [f"## {s.title}\n\n{s.markdown}" for s in sections.values() if s.markdown]
         (workdir / REPORT_MD).write_text("\n\n".join(md) + "\n")
         plot(list(table.items()), f"{label}\nrule {rule.value}", workdir / PLOT, stats.level)
@@ -327,6 +362,8 @@ def build_report(ctx: RunContext, judged: Artifact, label: str,
     report = json.loads((artifact.path / REPORT).read_text())
     print("\n" + format_table(report["table"], report["title"], report.get("categories"),
                               report.get("rule"), report.get("ci", {}).get("level", 0.95)))
+    if (report.get("position_bias") or {}).get("text"):
+        print("\n" + report["position_bias"]["text"])
     print(f"\nplot: {artifact.path / PLOT}")
     rows = table_rows(report["table"], report.get("categories", {}))
     ctx.tracker.log_table("report/win_tie_lose", TABLE_COLUMNS,

@@ -94,6 +94,8 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
             for i in range(len(items)):
                 row: dict[str, Any] = {"index": i, "score": rows[i]["score"] if rows else None,
                                        "kept": i in kept_set}
+                if rows and rows[i].get("expected_score") is not None:
+                    row["expected_score"] = rows[i]["expected_score"]
                 if ranking is not None:
                     row["rank_value"] = ranking.values[where[i]]
                     row["passes"] = ranking.passes[where[i]]
