@@ -7,7 +7,7 @@
   ``keep_going`` (default), does not stop the sweep: Hydra would otherwise raise at the end of
   the batch and skip the report. Its result.json says it failed (main.run writes it; this
   callback writes one if the job failed before main.run could).
-* ``on_multirun_end``: write the sweep report (alpagasus/sweep.py: sweep.csv, sweep.md, the
+* ``on_multirun_end``: write the sweep report (alpagasus/sweep/: sweep.csv, sweep.md, the
   figure), print the table, log it once to W&B in the sweep's group, and exit with status 1
   if a job failed (a dry run or a pending provider batch is not a failure).
 """

@@ -7,7 +7,7 @@ every arm and labels each arm's model (M1, M2, ... in order of first use), marki
 more than one arm uses; its section lists each model with the arms that use it and the job
 that trained it.
 
-Reads only the jobs' result.json dicts (alpagasus/sweep.py), imports nothing of ours.
+Reads only the jobs' result.json dicts (alpagasus/sweep/results.py), imports nothing of ours.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def cell(row: dict[str, Any]) -> str:
 
 
 def sweep_section(results: list[dict[str, Any]], sweep_dir: Path) -> str:
-    """The report's "Trained models" section (a SECTIONS entry of alpagasus/sweep.py)."""
+    """The report's "Trained models" section (a SECTIONS entry of alpagasus/sweep/report.py)."""
     models = shared_models(results)
     if not models:
         return ""
