@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from alpagasus.errors import AlpagasusError
 from alpagasus.shared_files import build_folder_once
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +71,16 @@ def compute_dtype(device: str) -> torch.dtype:
 
     Not the dtype of the weights being trained: see alpagasus.training.precision.
     """
+    import torch
+
     if device == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
 
 
 def inference_dtype(device: str) -> torch.dtype:
+    import torch
+
     # bf16 on CPU is ~3x faster than fp32 on this class of machine and plenty for judging
     # and sampling; on GPU it is the paper's dtype.
     if device == "cuda" and not torch.cuda.is_bf16_supported():
@@ -83,6 +89,8 @@ def inference_dtype(device: str) -> torch.dtype:
 
 
 def default_device() -> str:
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 

@@ -12,7 +12,7 @@ import httpx2
 import pytest
 
 from alpagasus.config import JudgeConfig
-from alpagasus.judges import engine as engine_mod
+from alpagasus.judges import online as engine_mod
 from alpagasus.judges.cache import JudgeCacheError, ReplyCache
 from alpagasus.judges.engine import ApiJudge, EngineOptions, JudgeRequestError, make_provider
 from tests.servers import free_port

@@ -16,7 +16,7 @@ import httpx2
 import pytest
 
 from alpagasus.config import JudgeConfig
-from alpagasus.judges import engine as engine_mod
+from alpagasus.judges import online as engine_mod
 from alpagasus.judges.cache import ReplyCache
 from alpagasus.judges.engine import (
     ApiJudge,

@@ -19,24 +19,20 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from alpagasus.judges import ScoreFormat
+from alpagasus.judges.base import ScoreFormat
+from alpagasus.judges.budget import Plan
 from alpagasus.judges.cache import Claim
-from alpagasus.judges.engine import (
+from alpagasus.judges.errors import BatchPending, BudgetExceeded, JudgeRequestError
+from alpagasus.judges.providers import (
     AnthropicProvider,
-    BatchPending,
-    BudgetExceeded,
-    JudgeRequestError,
     OpenAIProvider,
-    Plan,
     make_provider,
     reply_from_anthropic,
     reply_from_openai,
 )
-
-if TYPE_CHECKING:
-    from alpagasus.judges.engine import ApiJudge
+from alpagasus.judges.sending import SendingJudge
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +42,7 @@ BATCH_SIZE = 10_000
 _OPENAI_ENDED = {"completed", "failed", "expired", "cancelled"}
 
 
-async def run_batches(judge: ApiJudge, plan: Plan, score_format: ScoreFormat) -> None:
+async def run_batches(judge: SendingJudge, plan: Plan, score_format: ScoreFormat) -> None:
     provider = make_provider(judge.cfg, judge.http_client)
     try:
         await _run(judge, provider, plan, score_format)
@@ -54,7 +50,7 @@ async def run_batches(judge: ApiJudge, plan: Plan, score_format: ScoreFormat) ->
         await provider.aclose()
 
 
-async def _run(judge: ApiJudge, provider: Any, plan: Plan, score_format: ScoreFormat) -> None:
+async def _run(judge: SendingJudge, provider: Any, plan: Plan, score_format: ScoreFormat) -> None:
     running: set[str] = set()
     n_running = 0
     for batch_id, name, keys in list(judge.cache.open_batches(judge.judge)):
@@ -118,7 +114,7 @@ async def _run(judge: ApiJudge, provider: Any, plan: Plan, score_format: ScoreFo
         "rerun the same command later to collect the results")
 
 
-def _within_budget(judge: ApiJudge, todo: list[tuple[str, Any, int]],
+def _within_budget(judge: SendingJudge, todo: list[tuple[str, Any, int]],
                    in_flight: list[tuple[str, Any, int]]) -> list[tuple[str, Any, int]]:
     """The requests that may be submitted: spent + the worst case of the jobs still running
     and of every request submitted stays within the cap (batch prices)."""
@@ -158,7 +154,7 @@ async def _submit(provider: Any, chunk: list[tuple[str, Any, int]]) -> str:
     return batch.id
 
 
-async def _poll(judge: ApiJudge, provider: Any, batch_id: str, score_format: ScoreFormat,
+async def _poll(judge: SendingJudge, provider: Any, batch_id: str, score_format: ScoreFormat,
                 plan: Plan) -> tuple[bool, int, int]:
     """(ended, replies stored, rows failed) for one job."""
     stored = failed = 0

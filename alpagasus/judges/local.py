@@ -6,12 +6,11 @@ import json
 import time
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from alpagasus.config import JudgeConfig
 from alpagasus.expected import Expected
-from alpagasus.judges import JudgeReply, Messages, ScoreFormat
+from alpagasus.judges.base import JudgeReply, Messages, ScoreFormat
 from alpagasus.models import load_for_inference, load_tokenizer, resolve_model_path
 
 
@@ -48,6 +47,8 @@ class LocalJudge:
     def complete(
         self, requests: list[Messages], score_format: ScoreFormat, desc: str = "judging"
     ) -> list[JudgeReply]:
+        import torch  # here, not at import: `stage=rate` with an API judge never loads it
+
         if self.seed is not None:
             torch.manual_seed(self.seed)
         prompts = [self._render(m) for m in requests]
@@ -75,9 +76,15 @@ class LocalJudge:
                 bar.update(len(batch))
         return [r for r in replies if r is not None]
 
-    @torch.no_grad()
     def _batch(self, prompts: list[str], score_format: ScoreFormat
                ) -> list[tuple[str, int, list[Expected] | None]]:
+        import torch
+
+        with torch.no_grad():
+            return self._batch_no_grad(prompts, score_format)
+
+    def _batch_no_grad(self, prompts: list[str], score_format: ScoreFormat
+                       ) -> list[tuple[str, int, list[Expected] | None]]:
         if self.cfg.score_mode == "text":
             return [(text, n, None) for text, n in self._generate(prompts)]
         if score_format == "rating":
@@ -110,6 +117,8 @@ class LocalJudge:
     def _sampled_rating(self, p: list[float]) -> tuple[str, int]:
         """At temperature T > 0 the score digit is drawn from the digit distribution raised to
         1/T (what a generating judge does at its first token), not its expectation."""
+        import torch
+
         weights = torch.tensor(p[:6], dtype=torch.float64).clamp_min(1e-300).log()
         drawn = int(torch.multinomial(torch.softmax(weights / self.cfg.temperature, -1), 1))
         return (f"{drawn}\n(sampled at temperature {self.cfg.temperature:g} from digit "
@@ -118,6 +127,8 @@ class LocalJudge:
     def _digit_probs(self, prompts: list[str], digits: range) -> list[tuple[list[float], float]]:
         """P(first answer token = d) renormalised over ``digits`` (other digits get 0), and
         the probability the model gave those digits at all (the rest went to other tokens)."""
+        import torch
+
         enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = enc.to(self.model.device)
         logits = self.model(**enc, use_cache=False).logits[:, -1, :].float()

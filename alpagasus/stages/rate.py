@@ -37,6 +37,9 @@ from alpagasus.errors import AlpagasusError
 from alpagasus.expected import EXPECTED_VERSION, RATING_SCALE
 from alpagasus.expected_summary import expected_counts, plot_both
 from alpagasus.judges import judge_identity, make_judge, reads_expected
+from alpagasus.judges.cache import ReplyCache, judge_key, request_key
+from alpagasus.judges.engine import parse_for_cache
+from alpagasus.judges.options import make_engine_options
 from alpagasus.parsing import PARSER_VERSION, parse_rating
 from alpagasus.prompts import ChatTemplate, rating_messages, rating_prompt
 from alpagasus.selection import SelectionError
@@ -69,8 +72,6 @@ def rating_config(judge_cfg: JudgeConfig, prompt: str) -> dict[str, Any]:
 
 
 def _run(ctx: RunContext, arm: Arm) -> Artifact:
-    from alpagasus.judges.engine import make_engine_options
-
     cfg = ctx.cfg
     judge_cfg = arm.judge
     template = rating_prompt(arm.prompt)
@@ -273,9 +274,6 @@ def import_ratings(path: Path, template: ChatTemplate, judge_cfg: JudgeConfig,
     for that item (same judge identity, same rendered prompt), so those items are not sent.
     Already-stored keys are left as they are. All records are validated before any is stored.
     """
-    from alpagasus.judges.cache import ReplyCache, judge_key, request_key
-    from alpagasus.judges.engine import parse_for_cache
-
     if judge_cfg.backend == "local":
         raise DataError("rate.import_path needs an API judge (e.g. judge=chatgpt_paper for "
                         "the paper's gpt-3.5-turbo-0301 ratings), not judge=local")
