@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from alpagasus.artifacts import ArtifactStore
-from alpagasus.config import register_configs, validate
+from alpagasus.config import register_configs
 from alpagasus.context import RunContext
 from alpagasus.errors import register_resolvers, run_cli
 from alpagasus.help import register_resolvers as register_help_resolvers
@@ -22,6 +22,7 @@ from alpagasus.shipped import register_resolver as register_shipped_resolver
 from alpagasus.sweep import JobRecord
 from alpagasus.sweep import register_resolvers as register_sweep_resolvers
 from alpagasus.tracking import Tracker
+from alpagasus.validation import validate
 
 log = logging.getLogger("alpagasus")
 # Shipped inside the package, so a wheel install finds them (Hydra resolves it to pkg://).

@@ -77,7 +77,8 @@ def compose_variant(filter_name: str) -> DictConfig:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    from alpagasus.config import ConfigError, validate
+    from alpagasus.config import ConfigError
+    from alpagasus.validation import validate
 
     overrides: list[str] = []
     config_name = "config"
