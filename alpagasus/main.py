@@ -14,18 +14,22 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from alpagasus.artifacts import ArtifactStore
-from alpagasus.config import register_configs, validate
+
+# CONF_DIR (re-exported): shipped inside the package, so a wheel install finds it.
+from alpagasus.conf import CONF_DIR as CONF_DIR
+from alpagasus.config import register_configs
 from alpagasus.context import RunContext
 from alpagasus.errors import register_resolvers, run_cli
 from alpagasus.help import register_resolvers as register_help_resolvers
+from alpagasus.selection import get_strategy
 from alpagasus.shipped import register_resolver as register_shipped_resolver
+from alpagasus.stages import STAGES, generate, rate
 from alpagasus.sweep import JobRecord
 from alpagasus.sweep import register_resolvers as register_sweep_resolvers
 from alpagasus.tracking import Tracker
+from alpagasus.validation import validate
 
 log = logging.getLogger("alpagasus")
-# Shipped inside the package, so a wheel install finds them (Hydra resolves it to pkg://).
-CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 register_configs()
 register_resolvers()  # ${alpagasus.run_id:} in conf/config.yaml's run folders
@@ -43,10 +47,8 @@ def run(cfg: DictConfig) -> float | None:
 
 
 def _run(cfg: DictConfig, record: JobRecord) -> float | None:
-    from alpagasus.selection import get_strategy
-    from alpagasus.stages import STAGES
-
-    # Every check that needs no data: types, ranges, modes, URLs, sizes (config.py).
+    # Every check that needs no data: types, ranges, modes, URLs, sizes (alpagasus/config),
+    # then the registries' (alpagasus/validation.py): prompt names, strategies, benchmarks.
     validate(cfg)
     spec = STAGES[getattr(cfg.stage, "value", cfg.stage)]
     if spec.trains:
@@ -70,8 +72,6 @@ def _run(cfg: DictConfig, record: JobRecord) -> float | None:
     if spec.needs_testsets:
         _ = ctx.testsets
     if cfg.rate.import_path:
-        from alpagasus.stages import rate
-
         rate.read_import_file(Path(cfg.rate.import_path).expanduser())
     if spec.trains:
         from alpagasus.stages import train
@@ -80,8 +80,6 @@ def _run(cfg: DictConfig, record: JobRecord) -> float | None:
         # and before rating, so a typo does not cost a rating pass first.
         train.preflight(cfg, ctx.cache_dir)
     if spec.needs_testsets:  # the stages that generate: can the generator run here?
-        from alpagasus.stages import generate
-
         generate.preflight(cfg)
     if spec.check is not None:
         spec.check(ctx)

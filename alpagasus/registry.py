@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Generic, TypeVar
 
+from alpagasus.errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -33,8 +35,6 @@ class Registry(Generic[T]):
     def get(self, name: str, key: str | None = None) -> T:
         classes = self.all()
         if name not in classes:
-            from alpagasus.config import ConfigError
-
             raise ConfigError(f"{key or self.key}={name}: not a {self.what} "
                               f"(registered: {', '.join(sorted(classes))})")
         return classes[name]()

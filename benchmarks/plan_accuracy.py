@@ -51,10 +51,10 @@ def compose(overrides: list[str]):
 def plan(overrides: list[str], root: str) -> dict:
     """stage=plan's own planner on a composed config (nothing spent)."""
     from alpagasus.artifacts import ArtifactStore
-    from alpagasus.config import validate
     from alpagasus.context import RunContext
     from alpagasus.planning.job import plan_job
     from alpagasus.tracking import Tracker
+    from alpagasus.validation import validate
 
     cfg = compose([*overrides, f"paths.root={root}"])
     validate(cfg)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from alpagasus.config import ConfigError, validate
+from alpagasus.config import ConfigError
 from alpagasus.evals import BenchmarkError, ModelRef, benchmarks
 from alpagasus.evals.open_llm import (
     check_batch_size,
@@ -22,6 +22,7 @@ from alpagasus.evals.open_llm import (
 )
 from alpagasus.main import run
 from alpagasus.stages.benchmark import compare, format_comparison
+from alpagasus.validation import validate
 from tests.conftest import SHARED_DATA, TINY
 from tests.servers import fake_chat
 

@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from alpagasus.config import validate
 from alpagasus.stages import STAGES
+from alpagasus.validation import validate
 from tests.test_experiments import _compose, study_jobs
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from alpagasus.config import AggregationRule, ConfigError, validate
+from alpagasus.config import AggregationRule, ConfigError
 from alpagasus.expected import (
     PAIR_SCALE,
     RATING_SCALE,
@@ -22,6 +22,7 @@ from alpagasus.judges import JudgeReply, judge_identity
 from alpagasus.pair_expected import describe_bias, expected_means, expected_verdict, position_bias
 from alpagasus.stages import report
 from alpagasus.stages.judge import combine, judgment_rows
+from alpagasus.validation import validate
 
 L = math.log
 

@@ -15,9 +15,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from alpagasus.arms import arms_from_config
-from alpagasus.config import validate
 from alpagasus.main import CONF_DIR
 from alpagasus.sweep import sweep_jobs
+from alpagasus.validation import validate
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 

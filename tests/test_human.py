@@ -241,7 +241,7 @@ def test_annotators_config_names_or_count():
 
 
 def test_annotators_from_the_command_line(compose_cfg):
-    from alpagasus.config import validate
+    from alpagasus.validation import validate
 
     for override, names in (("human.annotators=2", ["annotator1", "annotator2"]),
                             ("human.annotators=[alice,bob]", ["alice", "bob"])):

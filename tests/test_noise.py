@@ -135,7 +135,8 @@ def test_request_count_for_the_plan(compose_cfg):
 
 
 def test_config_checks(compose_cfg):
-    from alpagasus.config import ConfigError, validate
+    from alpagasus.config import ConfigError
+    from alpagasus.validation import validate
 
     for bad, message in (("noise.repeats=1", "repeats=1"), ("noise.sample=0", "sample=0"),
                          ("noise.temperature=-1", "temperature=-1")):

@@ -8,9 +8,10 @@ import json
 import pytest
 
 from alpagasus.arms import arms_from_config
-from alpagasus.config import ConfigError, validate
+from alpagasus.config import ConfigError
 from alpagasus.selection import SelectionError, get_strategy, strategies
 from alpagasus.selection.judge import choose_by_score
+from alpagasus.validation import validate
 
 RATINGS = [
     {"index": 0, "score": 5.0}, {"index": 1, "score": 3.0}, {"index": 2, "score": None},

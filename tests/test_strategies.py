@@ -8,13 +8,14 @@ import math
 
 import pytest
 
-from alpagasus.config import ConfigError, validate
+from alpagasus.config import ConfigError
 from alpagasus.data import Item
 from alpagasus.selection import SelectionError, get_strategy, strategies
 from alpagasus.selection.ifd import choose_by_ifd
 from alpagasus.selection.longest import longest
 from alpagasus.selection.released import content_key, membership
 from alpagasus.stages.select import unique_positions
+from alpagasus.validation import validate
 from tests.conftest import SHARED_DATA
 
 RANDOM_9K = SHARED_DATA / "alpaca" / "random_9k.json"

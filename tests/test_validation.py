@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from alpagasus.config import ConfigError, Stage, validate
+from alpagasus.config import ConfigError, Stage
 from alpagasus.stages import STAGES
+from alpagasus.validation import validate
 
 API = ["filter=openai_compatible", "judge.model=m", "judge.base_url=http://127.0.0.1:9/v1"]
 

@@ -7,22 +7,14 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from alpagasus.config.enums import EmptyPolicy  # a config mode (data.empty_policy)
 from alpagasus.data.files import DataError, read_records
 from alpagasus.data.files import kind as _kind
 
 ITEM_FIELDS = ("instruction", "input", "output")
-
-
-class EmptyPolicy(str, Enum):  # noqa: UP042 (StrEnum needs Python 3.11; we support 3.10)
-    """What loading does with items whose instruction or output is empty or only whitespace."""
-
-    refuse = "refuse"  # stop, naming every such item
-    drop = "drop"  # leave them out; logged with their locations and counted
-    keep = "keep"  # use them as they are (the paper rated Alpaca-52k as is); logged, counted
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from alpagasus.planning.estimate import (
 )
 from alpagasus.planning.fit import ACCELERATE_FILES, qlora_figure, train_setup, train_step
 from alpagasus.planning.hardware import machine_from
+from alpagasus.planning.study import summarize
 from alpagasus.prompts import PAIRWISE_PROMPT, alpaca_prompt, rating_messages, rating_prompt
 from alpagasus.selection import Strategy, get_strategy
 from alpagasus.stages import generate, judge, rate, select, train
@@ -345,8 +346,6 @@ class JobPlanner:
     # -- the whole job -------------------------------------------------------------------------
 
     def plan(self) -> dict[str, Any]:
-        from alpagasus.planning.study import summarize
-
         arms = self.ctx.arms
         order = sorted(arms.values(), key=lambda a: a.size == "match")  # matched arms last
         sels = {a.role: self.selection(a) for a in order}

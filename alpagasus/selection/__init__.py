@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from alpagasus.errors import AlpagasusError
+from alpagasus.errors import AlpagasusError, ConfigError
 from alpagasus.registry import Registry
 
 if TYPE_CHECKING:
@@ -57,9 +57,7 @@ class Strategy:
     takes_size: ClassVar[bool] = True  # size is meaningful at all
 
     def check(self, spec: Any, size: Any, prefix: str) -> None:
-        """Config checks that need no data (run by config.validate before anything)."""
-        from alpagasus.config import ConfigError
-
+        """Config checks that need no data (run by validation.validate before anything)."""
         if self.needs_size and size is None:
             raise ConfigError(f"{prefix}method={self.name} needs a size: "
                               f"{'size' if prefix == 'filter.' else 'baseline.size'}=N or match")

@@ -17,6 +17,7 @@ from alpagasus.selection import (
     register_strategy,
     seeded_order,
 )
+from alpagasus.stages import ifd
 
 # IFD >= 1: the response is no easier to predict with the instruction than without.
 MAX_IFD = 1.0
@@ -27,13 +28,9 @@ class IFDFilter(Strategy):
     name = "ifd"
 
     def inputs(self, ctx, arm):
-        from alpagasus.stages import ifd
-
         return {"ifd": ifd.run(ctx, arm.model)}
 
     def scores(self, upstream):
-        from alpagasus.stages import ifd
-
         return ifd.read_scores(upstream["ifd"])
 
     def choose(self, arm, items, scores, size):

@@ -9,6 +9,7 @@ import random
 from typing import Any
 
 from alpagasus.selection import Ranking, SelectionError, Strategy, register_strategy, seeded_order
+from alpagasus.stages import rate
 
 
 @register_strategy
@@ -25,13 +26,9 @@ class JudgeFilter(Strategy):
         return key
 
     def inputs(self, ctx, arm):
-        from alpagasus.stages import rate
-
         return {"ratings": rate.run(ctx, arm)}
 
     def scores(self, upstream):
-        from alpagasus.stages import rate
-
         return rate.read_ratings(upstream["ratings"])
 
     def choose(self, arm, items, scores, size):

@@ -15,6 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from alpagasus.config import ConfigError
+from alpagasus.data import DataError, fingerprint, load_items_file
 from alpagasus.selection import SelectionError, Strategy, register_strategy
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,6 @@ def content_key(instruction: str, input: str, output: str) -> tuple[str, str, st
 
 @lru_cache(maxsize=8)
 def _load(path: str, mtime_ns: int, size: int):
-    from alpagasus.data import fingerprint, load_items_file
-
     items = load_items_file(Path(path))
     return tuple(items), fingerprint([it.to_dict() for it in items])[:16]
 
@@ -36,8 +36,6 @@ def load_released(path: str | Path):
     """(items, content fingerprint) of a released file, validated (errors name file+index)."""
     p = Path(path).expanduser()
     if not p.is_file():
-        from alpagasus.data import DataError
-
         raise DataError(f"{p}: released file not found")
     stat = p.stat()
     return _load(str(p.resolve()), stat.st_mtime_ns, stat.st_size)
@@ -60,8 +58,6 @@ class ReleasedSelection(Strategy):
     def check(self, spec, size, prefix):
         super().check(spec, size, prefix)
         if not spec.path:
-            from alpagasus.config import ConfigError
-
             raise ConfigError(f"{prefix}method=released needs the released file: "
                               f"{prefix}path=/path/to/filtered.json")
 

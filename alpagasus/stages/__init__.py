@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alpagasus.context import RunContext
+from alpagasus.selection import SelectionError
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,6 @@ def _per_arm(stage: str, judged_only: bool = False) -> Callable[[RunContext], An
     def target(ctx: RunContext) -> list[Any]:
         arms = [a for a in ctx.arms.values() if a.judge is not None or not judged_only]
         if judged_only and not arms:
-            from alpagasus.selection import SelectionError
-
             raise SelectionError("stage=rate: neither arm rates with a judge "
                                  f"({', '.join(a.method for a in ctx.arms.values())})")
         return [_module(stage).run(ctx, arm) for arm in arms]

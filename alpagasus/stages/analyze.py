@@ -29,9 +29,13 @@ from omegaconf import DictConfig
 from alpagasus import analysis
 from alpagasus.arms import Arm
 from alpagasus.artifacts import Artifact
+from alpagasus.conf import CONF_DIR
+from alpagasus.config import ConfigError
 from alpagasus.context import RunContext
 from alpagasus.selection import SelectionError, get_strategy
+from alpagasus.selection.released import load_released, membership
 from alpagasus.stages import select
+from alpagasus.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +81,6 @@ def compose_variant(filter_name: str) -> DictConfig:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    from alpagasus.config import ConfigError, validate
-
     overrides: list[str] = []
     config_name = "config"
     if HydraConfig.initialized():
@@ -90,8 +92,6 @@ def compose_variant(filter_name: str) -> DictConfig:
         if GlobalHydra.instance().is_initialized():
             cfg = compose(config_name=config_name, overrides=overrides)
         else:
-            from alpagasus.main import CONF_DIR
-
             with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
                 cfg = compose(config_name=config_name, overrides=overrides)
         validate(cfg)
@@ -103,7 +103,6 @@ def compose_variant(filter_name: str) -> DictConfig:
 def _reference(path: str | None, items) -> tuple[list[bool] | None, dict[str, Any] | None]:
     if not path:
         return None, None
-    from alpagasus.selection.released import load_released, membership
 
     released, fp = load_released(path)
     labels, n_released, unmatched = membership(items, released)

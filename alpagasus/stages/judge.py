@@ -39,6 +39,7 @@ from alpagasus.judges.engine import EngineOptions, JudgeStop
 from alpagasus.pair_expected import expected_means
 from alpagasus.parsing import PARSER_VERSION, parse_pair
 from alpagasus.prompts import PAIRWISE_PROMPT
+from alpagasus.stages import generate
 from alpagasus.stats import SIGN
 
 JUDGMENTS = "judgments.jsonl"
@@ -318,8 +319,6 @@ def run(ctx: RunContext) -> Artifact:
 
 
 def _run(ctx: RunContext) -> Artifact:
-    from alpagasus.stages import generate
-
     answers = {role: generate.run(ctx, ctx.arms[role]) for role in ("a", "b")}
     rows = {role: [{**r, "where": f"{art.path / generate.ANSWERS}: line {n}"}
                    for n, r in enumerate(generate.read_answers(art), start=1)]

@@ -40,7 +40,7 @@ from alpagasus.config import AggregationRule
 from alpagasus.context import RunContext
 from alpagasus.errors import AlpagasusError
 from alpagasus.pair_expected import describe_bias, expected_verdict, position_bias
-from alpagasus.stages import judge
+from alpagasus.stages import judge, select
 from alpagasus.stats import bootstrap_ci, sign_test, winning_score
 
 REPORT = "report.json"
@@ -289,8 +289,6 @@ def run(ctx: RunContext) -> Artifact:
 
 
 def _run(ctx: RunContext) -> Artifact:
-    from alpagasus.stages import select
-
     judged = judge.run(ctx)
     kept = {role: select.run(ctx, arm).counts["kept"] for role, arm in ctx.arms.items()}
     label = comparison_label(ctx.arms["a"].label(kept["a"]), ctx.arms["b"].label(kept["b"]),
