@@ -15,6 +15,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from alpagasus.selection import get_strategy
+
 ROLES = ("a", "b")
 
 
@@ -42,8 +44,6 @@ class Arm:
     @property
     def name(self) -> str:
         """A short, filesystem- and W&B-safe name that says what the arm selects."""
-        from alpagasus.selection import get_strategy
-
         strategy = get_strategy(self.method)
         parts = [self.filter_name]
         if strategy.uses_threshold and self.threshold is not None:
@@ -58,8 +58,6 @@ class Arm:
 
     def label(self, kept: int | None = None) -> str:
         """For reports and plots: "chatgpt≥4.5 (9,229)", "random (9,229)", "all (52,002)"."""
-        from alpagasus.selection import get_strategy
-
         text = self.filter_name
         if get_strategy(self.method).uses_threshold and self.threshold is not None:
             text += f"≥{self.threshold:g}"
@@ -77,8 +75,6 @@ class Arm:
 
 def arms_from_config(cfg: DictConfig) -> dict[str, Arm]:
     """Arm A from the top-level filter, arm B from `baseline`."""
-    from alpagasus.selection import get_strategy
-
     a_strategy = get_strategy(cfg.filter.method)
     arm_a = Arm(
         role="a", method=cfg.filter.method, filter_name=cfg.filter.name,

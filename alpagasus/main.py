@@ -21,9 +21,10 @@ from alpagasus.config import register_configs
 from alpagasus.context import RunContext
 from alpagasus.errors import register_resolvers, run_cli
 from alpagasus.help import register_resolvers as register_help_resolvers
+from alpagasus.planning import fit
 from alpagasus.selection import get_strategy
 from alpagasus.shipped import register_resolver as register_shipped_resolver
-from alpagasus.stages import STAGES, generate, rate
+from alpagasus.stages import STAGES, generate, rate, train_checks
 from alpagasus.sweep import JobRecord
 from alpagasus.sweep import register_resolvers as register_sweep_resolvers
 from alpagasus.tracking import Tracker
@@ -52,12 +53,8 @@ def _run(cfg: DictConfig, record: JobRecord) -> float | None:
     validate(cfg)
     spec = STAGES[getattr(cfg.stage, "value", cfg.stage)]
     if spec.trains:
-        from alpagasus.stages import train
-
-        train.validate(cfg)
+        train_checks.validate(cfg)
     if spec.trains or spec.loads_models:
-        from alpagasus.planning import fit
-
         # Before any download or load: refuse a step that cannot fit this machine.
         fit.check(cfg, spec.name, trains=spec.trains, generates=spec.needs_testsets)
     _warn_demo_threshold(cfg)
@@ -74,11 +71,9 @@ def _run(cfg: DictConfig, record: JobRecord) -> float | None:
     if cfg.rate.import_path:
         rate.read_import_file(Path(cfg.rate.import_path).expanduser())
     if spec.trains:
-        from alpagasus.stages import train
-
         # LoRA targets and context length from the model's config: still no weights loaded,
         # and before rating, so a typo does not cost a rating pass first.
-        train.preflight(cfg, ctx.cache_dir)
+        train_checks.preflight(cfg, ctx.cache_dir)
     if spec.needs_testsets:  # the stages that generate: can the generator run here?
         generate.preflight(cfg)
     if spec.check is not None:

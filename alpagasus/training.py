@@ -12,14 +12,7 @@ from dataclasses import dataclass
 import torch
 from transformers import TrainerCallback
 
-from alpagasus.config import QuantMode, TrainMethod
-
-
-def train_method(lora_enabled: bool, quant_mode: QuantMode | str) -> TrainMethod:
-    """What the lora/quant groups train (quant without a LoRA is rejected by validate())."""
-    if not lora_enabled:
-        return TrainMethod.full
-    return TrainMethod.lora if QuantMode(quant_mode) == QuantMode.none else TrainMethod.qlora
+from alpagasus.config import TrainMethod, train_method  # noqa: F401 (train_method: its old home)
 
 
 @dataclass(frozen=True)

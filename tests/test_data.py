@@ -178,8 +178,14 @@ def test_bad_data_stops_run_before_anything_is_written(tiny_cfg, tmp_path, monke
     def no_model(*a, **k):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr("alpagasus.models.load_for_inference", no_model)
-    monkeypatch.setattr("alpagasus.models.resolve_model_path", no_model)
+    # Where they are used (each module binds its own name at import).
+    for target in ("alpagasus.stages.generate.load_for_inference",
+                   "alpagasus.stages.train_checks.resolve_model_path",
+                   "alpagasus.stages.train.resolve_model_path",
+                   "alpagasus.stages.ifd.resolve_model_path",
+                   "alpagasus.judges.local.load_for_inference",
+                   "alpagasus.judges.local.resolve_model_path"):
+        monkeypatch.setattr(target, no_model)
     cfg = tiny_cfg("data=json", f"data.path={bad}")
     with pytest.raises(DataError, match=r"bad\.json: index 0: field 'output' must be a string"):
         run(cfg)

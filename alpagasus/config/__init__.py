@@ -46,6 +46,7 @@ from alpagasus.config.enums import (
     TrainMethod,
     TrainStrategy,
     UnparsedPolicy,
+    train_method,
 )
 from alpagasus.config.evaluation import (
     BenchmarkConfig,
@@ -146,6 +147,7 @@ __all__ = [
     "TestsetsConfig",
     "TrainConfig",
     "TrainMethod",
+    "train_method",
     "TrainStrategy",
     "UnparsedPolicy",
     "check_base_url",

@@ -192,3 +192,10 @@ class EmptyPolicy(str, Enum):  # noqa: UP042 (StrEnum needs Python 3.11; we supp
     refuse = "refuse"  # stop, naming every such item
     drop = "drop"  # leave them out; logged with their locations and counted
     keep = "keep"  # use them as they are (the paper rated Alpaca-52k as is); logged, counted
+
+
+def train_method(lora_enabled: bool, quant_mode: QuantMode | str) -> TrainMethod:
+    """What the lora/quant groups train (quant without a LoRA is rejected by validate())."""
+    if not lora_enabled:
+        return TrainMethod.full
+    return TrainMethod.lora if QuantMode(quant_mode) == QuantMode.none else TrainMethod.qlora

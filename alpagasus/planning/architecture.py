@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alpagasus.models import EMBEDDED
 from alpagasus.planning.estimate import Arch
 
 # Hub organisations whose models need an accepted licence and `huggingface-cli login`.
@@ -51,8 +52,6 @@ def arch_from_config(config: dict[str, Any]) -> Arch | None:
 
 def embedded_folder(name_or_path: str, cache_dir: Path) -> Path | None:
     """The converted folder of ``embedded:NAME`` if it exists (conversion is not planning)."""
-    from alpagasus.models import EMBEDDED
-
     name = name_or_path.split(":", 1)[1]
     if name not in EMBEDDED:
         return None

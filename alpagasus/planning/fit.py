@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alpagasus.config import train_method
 from alpagasus.errors import AlpagasusError
 from alpagasus.planning import architecture
 from alpagasus.planning.estimate import (
@@ -27,7 +28,6 @@ from alpagasus.planning.estimate import (
     train_memory,
 )
 from alpagasus.planning.hardware import describe, this_machine
-from alpagasus.training import train_method
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from alpagasus.artifacts import artifact_key
 from alpagasus.context import RunContext
 from alpagasus.data import Item
 from alpagasus.judges import judge_identity
+from alpagasus.models import default_device
 from alpagasus.planning import architecture, counting
 from alpagasus.planning.estimate import (
     GIB,
@@ -39,7 +40,7 @@ from alpagasus.planning.hardware import machine_from
 from alpagasus.planning.study import summarize
 from alpagasus.prompts import PAIRWISE_PROMPT, alpaca_prompt, rating_messages, rating_prompt
 from alpagasus.selection import Strategy, get_strategy
-from alpagasus.stages import generate, judge, rate, select, train
+from alpagasus.stages import generate, ifd, judge, rate, select, train
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +167,6 @@ class JobPlanner:
         if strategy.needs_judge:
             return {"ratings": ("rate", self.rating(arm))}
         if arm.method == "ifd":
-            from alpagasus.models import default_device
-            from alpagasus.stages import ifd
-
             model = arm.model or self.cfg.ifd.model
             identity = ifd.scorer_identity(model, ifd.resolve_dtype(self.cfg.ifd.dtype,
                                                                     default_device()),

@@ -34,6 +34,7 @@ from alpagasus.artifacts import Artifact, ArtifactStore
 from alpagasus.config import GenerateConfig, GeneratorBackend, GeneratorConfig
 from alpagasus.context import RunContext
 from alpagasus.data import TestPrompt
+from alpagasus.models import load_for_inference, load_tokenizer
 from alpagasus.prompts import alpaca_prompt
 
 log = logging.getLogger(__name__)
@@ -174,8 +175,6 @@ class HFGenerator:
     """
 
     def __init__(self, source: ModelSource, cfg: GeneratorConfig):
-        from alpagasus.models import load_for_inference, load_tokenizer
-
         self.tok = load_tokenizer(source.tokenizer)
         self.tok.padding_side = "left"
         self.model = load_for_inference(source.base, source.adapter)
@@ -349,6 +348,9 @@ def run(ctx: RunContext, arm: Arm) -> Artifact:
 
 
 def _run(ctx: RunContext, arm: Arm) -> Artifact:
+    # The one function-local import of a module of ours: stages.train imports torch and
+    # transformers, and this module is imported at start-up for preflight(); like torch itself
+    # (imported inside the functions that use it), training code loads when a model is needed.
     from alpagasus.stages import train
 
     trained = train.run(ctx, arm)

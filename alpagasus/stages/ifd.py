@@ -35,6 +35,7 @@ from typing import Any
 from alpagasus.artifacts import Artifact, canonical_json
 from alpagasus.context import RunContext
 from alpagasus.data import Item
+from alpagasus.models import default_device, inference_dtype, load_tokenizer, resolve_model_path
 from alpagasus.sqlite_files import connect
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,6 @@ def scorer_identity(model: str, dtype: str, max_length: int) -> dict[str, Any]:
 
 
 def _run(ctx: RunContext, model_name: str) -> Artifact:
-    from alpagasus.models import default_device, resolve_model_path
-
     cfg = ctx.cfg.ifd
     device = default_device()
     dtype = resolve_dtype(cfg.dtype, device)
@@ -144,16 +143,12 @@ def resolve_dtype(name: str, device: str) -> str:
     """"auto": the inference dtype of alpagasus.models (bf16 on CPU and recent GPUs)."""
     if name != "auto":
         return name
-    from alpagasus.models import inference_dtype
-
     return str(inference_dtype(device)).removeprefix("torch.")
 
 
 def load_scorer(path: str, dtype: str, device: str):
     import torch
     from transformers import AutoModelForCausalLM
-
-    from alpagasus.models import load_tokenizer
 
     tok = load_tokenizer(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
