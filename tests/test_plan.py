@@ -66,6 +66,9 @@ def test_plan_shows_reuse_and_sends_no_request(compose_cfg, tmp_path, monkeypatc
         assert len(judge.requests) == sent
     (rating,) = after["ratings"]
     assert rating["reused"] and rating["requests"] == 0 and after["totals"]["usd"] == 0
+    # stage=noise priced beside it, not in the totals: 12 items, 5 repeats, repeat 0 shared.
+    (noise,) = after["analyses"]
+    assert noise["name"] == "noise" and noise["requests"] == 12 * 4 and noise["usd"] > 0
     a = next(t for t in after["trainings"] if t["role"] == "a")
     assert a["items_exact"] and a["items"] == 12  # every item rated 4.5 passes 4.5
 

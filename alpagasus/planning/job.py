@@ -23,6 +23,7 @@ from alpagasus.context import RunContext
 from alpagasus.data import Item
 from alpagasus.judges import judge_identity
 from alpagasus.models import default_device
+from alpagasus.noise import noise_request_count
 from alpagasus.planning import architecture, counting
 from alpagasus.planning.estimate import (
     GIB,
@@ -355,9 +356,35 @@ class JobPlanner:
         plan = {"version": PLAN_VERSION, "hardware": hardware_entry(self.machine),
                 "ratings": list(self.ratings.values()),
                 "trainings": once_by_key(trainings), "generations": once_by_key(gens),
-                "evaluations": [evaluation], "missing": sorted(set(self.missing)),
+                "evaluations": [evaluation], "analyses": self.analyses(),
+                "missing": sorted(set(self.missing)),
                 "notes": self.notes}
         return summarize(plan)
+
+    def analyses(self) -> list[dict[str, Any]]:
+        """Optional analyses a study may add, priced but not in the totals: stage=noise re-rates
+        a sample k times with arm A's judge (alpagasus/noise.py counts its requests)."""
+        arm = self.ctx.arms["a"]
+        if arm.judge is None or not self.unique:
+            return []
+        j = self.cfg.judge
+        requests = noise_request_count(self.cfg, len(self.unique))
+        template = rating_prompt(arm.prompt)
+        per_item = sum(counting.chars_tokens(sum(len(m["content"]) for m in
+                                                 rating_messages(template, it)))
+                       for it in self.unique) / len(self.unique)
+        local = str(j.backend) == "local"
+        api = api_pass(requests, round(per_item * requests), j.max_tokens,
+                       0.0 if local else j.price_input_per_mtok,
+                       0.0 if local else j.price_output_per_mtok, False, j.batch_price_factor,
+                       j.concurrency, j.requests_per_minute, j.tokens_per_minute)
+        n = self.cfg.noise
+        return [{"name": "noise", "stage": "noise", "judge": j.name, "sample": n.sample,
+                 "repeats": n.repeats, "requests": api.requests,
+                 "input_tokens": api.input_tokens, "output_tokens": api.output_tokens,
+                 "usd": round(api.usd, 4), "token_count": "estimate: chars/4",
+                 "note": "optional (`stage=noise`): requests beyond the rating's own; replies "
+                         "already cached cost nothing"}]
 
     def _model_missing(self, trainings: list[dict[str, Any]]) -> None:
         name = self.cfg.model.name_or_path

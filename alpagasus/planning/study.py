@@ -76,6 +76,10 @@ def merge(jobs: list[dict[str, Any]]) -> dict[str, Any]:
                 kept = by_key.setdefault(entry["key"], {**entry, "jobs": []})
                 kept["jobs"].append(job.get("job", n))
         merged[section] = list(by_key.values())
+    # Optional analyses (stage=noise): once per judge and settings, not in the totals.
+    analyses = {(a["name"], a["judge"], a["sample"], a["repeats"]): a
+                for job in jobs for a in job.get("analyses", [])}
+    merged["analyses"] = list(analyses.values())
     for job in jobs:
         merged["missing"] += [m for m in job["missing"] if m not in merged["missing"]]
         merged["notes"] += [m for m in job["notes"] if m not in merged["notes"]]
@@ -132,6 +136,11 @@ def markdown(plan: dict[str, Any], title: str = "Plan") -> str:
         ["name", "judge", "prompts", "requests", "cached", "input tok", "$", "reused"],
         [[e["name"], e["judge"], e["prompts"], e["requests"], e.get("cached"),
           e.get("input_tokens"), e["usd"], e["reused"]] for e in plan["evaluations"]]), ""]
+    if plan.get("analyses"):
+        out += ["## Optional analyses (not in the totals)", "", _table(
+            ["name", "judge", "sample", "repeats", "requests", "input tok", "$"],
+            [[a["name"], a["judge"], a["sample"], a["repeats"], a["requests"],
+              a["input_tokens"], a["usd"]] for a in plan["analyses"]]), ""]
     for name, items in (("Cheaper alternatives", plan["alternatives"]),
                         ("Missing before a real run", plan["missing"]),
                         ("How it was counted", plan["notes"])):
