@@ -23,7 +23,7 @@ def test_local_judge_expected_scores_rate_select_and_pair(tiny_cfg, tmp_path):
     from alpagasus.main import run
 
     cfg = tiny_cfg("stage=select", "judge.score_mode=expected", "select.score=expected",
-                   "size=4", "select.order=top", "logger.enabled=false")
+                   "size=4", "select.order=top", "threshold=1.0", "logger.enabled=false")
     run(cfg)
     (rate_dir,) = _manifest_dirs(tmp_path, "rate")
     rows = [json.loads(line) for line in (rate_dir / "ratings.jsonl").read_text().splitlines()]
