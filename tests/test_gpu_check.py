@@ -32,7 +32,7 @@ def test_without_cuda_it_says_skipped_lists_the_checks_and_exits_0(tmp_path):
 def test_make_gpu_check_runs_the_script():
     if not shutil.which("make"):
         pytest.skip("no make")
-    out = subprocess.run(["make", "-n", "gpu-check", "ARGS=--steps 3"], cwd=ROOT,
+    out = subprocess.run(["make", "--no-print-directory", "-n", "gpu-check", "ARGS=--steps 3"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1].endswith("python benchmarks/gpu_check.py --steps 3")
