@@ -135,3 +135,12 @@ def test_multirun_plan_counts_shared_work_once(tmp_path):
     assert len(all_data["jobs"]) == 2
     assert plan["totals"]["trainings"] == 3 and len(plan["evaluations"]) == 2
     assert (sweep / "plan.md").is_file() and not (tmp_path / "artifacts").exists()
+
+
+def test_plan_prices_mt_bench_judging(compose_cfg, tmp_path, monkeypatch):
+    """benchmark=mt_bench: the judge's pass on both models, one request per question and turn."""
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    run(compose_cfg(*TINY, "stage=plan", f"paths.root={tmp_path}", "benchmark=mt_bench",
+                    "eval_judge=gpt4", "benchmark.limit=10"))
+    (bench,) = [a for a in read_plan(tmp_path)["analyses"] if a["name"] == "mt_bench"]
+    assert bench["requests"] == 2 * 10 * 2 and bench["usd"] > 0 and bench["sample"] == 10

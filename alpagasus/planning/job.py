@@ -21,6 +21,7 @@ from alpagasus.arms import Arm
 from alpagasus.artifacts import artifact_key
 from alpagasus.context import RunContext
 from alpagasus.data import Item
+from alpagasus.evals.mt_bench import judge_messages, load_mt_bench
 from alpagasus.judges import judge_identity
 from alpagasus.models import default_device
 from alpagasus.noise import noise_request_count
@@ -41,6 +42,7 @@ from alpagasus.planning.hardware import machine_from
 from alpagasus.planning.study import summarize
 from alpagasus.prompts import PAIRWISE_PROMPT, alpaca_prompt, rating_messages, rating_prompt
 from alpagasus.selection import Strategy, get_strategy
+from alpagasus.shipped import shipped_path
 from alpagasus.stages import generate, ifd, judge, rate, select, train
 
 log = logging.getLogger(__name__)
@@ -366,7 +368,7 @@ class JobPlanner:
         a sample k times with arm A's judge (alpagasus/noise.py counts its requests)."""
         arm = self.ctx.arms["a"]
         if arm.judge is None or not self.unique:
-            return []
+            return self._mt_bench()
         j = self.cfg.judge
         requests = noise_request_count(self.cfg, len(self.unique))
         template = rating_prompt(arm.prompt)
@@ -379,12 +381,38 @@ class JobPlanner:
                        0.0 if local else j.price_output_per_mtok, False, j.batch_price_factor,
                        j.concurrency, j.requests_per_minute, j.tokens_per_minute)
         n = self.cfg.noise
-        return [{"name": "noise", "stage": "noise", "judge": j.name, "sample": n.sample,
+        return [*self._mt_bench(), {"name": "noise", "stage": "noise", "judge": j.name, "sample": n.sample,
                  "repeats": n.repeats, "requests": api.requests,
                  "input_tokens": api.input_tokens, "output_tokens": api.output_tokens,
                  "usd": round(api.usd, 4), "token_count": "estimate: chars/4",
                  "note": "optional (`stage=noise`): requests beyond the rating's own; replies "
                          "already cached cost nothing"}]
+
+    def _mt_bench(self) -> list[dict[str, Any]]:
+        """MT-Bench's judge pass on both arms' models (`stage=benchmark benchmark=mt_bench`):
+        one request per question and turn, FastChat's single-answer grading, each answer at its
+        bound (`benchmark.max_new_tokens`)."""
+        spec, j = self.cfg.benchmark, self.cfg.eval_judge
+        if getattr(spec, "kind", None) != "mt_bench":
+            return []
+        bench = load_mt_bench(spec.path or shipped_path("mt_bench"), spec.question_ids,
+                              int(spec.limit) if spec.limit else None)
+        turns = [m for q in bench.questions
+                 for _, m in judge_messages(q, ["", ""], bench.prompts)]
+        per_model = [counting.chars_tokens(sum(len(x["content"]) for x in m)) for m in turns]
+        # Turn 2's prompt holds both answers, turn 1's one: 3 answers per question at the bound.
+        answers = 3 * len(bench.questions) * spec.max_new_tokens
+        requests = 2 * len(turns)  # both arms' models
+        local = str(j.backend) == "local"
+        api = api_pass(requests, 2 * (sum(per_model) + answers), spec.judge_max_tokens,
+                       0.0 if local else j.price_input_per_mtok,
+                       0.0 if local else j.price_output_per_mtok, False, j.batch_price_factor,
+                       j.concurrency, j.requests_per_minute, j.tokens_per_minute)
+        return [{"name": "mt_bench", "stage": "benchmark", "judge": j.name,
+                 "sample": len(bench.questions), "repeats": 1, "requests": api.requests,
+                 "input_tokens": api.input_tokens, "output_tokens": api.output_tokens,
+                 "usd": round(api.usd, 4), "token_count": "estimate: chars/4",
+                 "note": "MT-Bench's judge on both arms' models (each answer at its bound)"}]
 
     def _model_missing(self, trainings: list[dict[str, Any]]) -> None:
         name = self.cfg.model.name_or_path
