@@ -265,7 +265,11 @@ def test_cli_ctrl_c_says_what_was_kept(tmp_path):
             [sys.executable, "-m", "alpagasus", "stage=rate", "judge=openai_compatible",
              f"judge.base_url=http://127.0.0.1:{server.getsockname()[1]}/v1", "judge.model=m",
              "data.limit=3", "rate.progress=false", f"paths.root={root}"],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # A suite started in the background (nohup, `cmd &` in a script, some CI runners)
+            # passes SIGINT on as ignored, and Python then keeps ignoring it: the job must see
+            # Ctrl-C as a terminal would send it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             conn, _ = server.accept()
             conn.settimeout(120)
