@@ -144,3 +144,19 @@ def test_plan_prices_mt_bench_judging(compose_cfg, tmp_path, monkeypatch):
                     "eval_judge=gpt4", "benchmark.limit=10"))
     (bench,) = [a for a in read_plan(tmp_path)["analyses"] if a["name"] == "mt_bench"]
     assert bench["requests"] == 2 * 10 * 2 and bench["usd"] > 0 and bench["sample"] == 10
+
+
+def test_plan_counts_ifd_scoring_as_its_own_pass(compose_cfg, tmp_path):
+    """filter=ifd: stage=ifd's forward passes (each item with its instruction and alone) are a
+    plan entry of their own, with tokens, memory, fit and GPU-hours, and count in the totals."""
+    run(compose_cfg(*TINY, "stage=plan", f"paths.root={tmp_path}", "filter=ifd", "size=5",
+                    "hardware=h100_80gb_x1"))
+    plan = read_plan(tmp_path)
+    (scoring,) = plan["scorings"]
+    assert scoring["items"] == 12 and scoring["sequences"] == 24 and not scoring["reused"]
+    assert scoring["tokens"] > 0 and scoring["fits"] is True and scoring["gpu_hours"] > 0
+    assert not plan["ratings"]  # IFD needs no judge
+    compute = sum(e["gpu_hours"] for s in ("scorings", "trainings", "generations")
+                  for e in plan[s])
+    assert plan["totals"]["gpu_hours"] == pytest.approx(compute, abs=1e-3)
+    assert "## IFD scoring" in (tmp_path / "plan" / "plan.md").read_text()

@@ -256,6 +256,17 @@ def train_flops(arch: Arch, tokens: float, method: str, gradient_checkpointing: 
     return tokens * (per_param * arch.matmul_params + attention)
 
 
+def forward_flops(arch: Arch, tokens: float, mean_length: float = 0.0) -> float:
+    """Forward passes only (IFD scoring): 2 FLOPs per matmul parameter per token, plus causal
+    attention's QK^T and AV."""
+    return tokens * (2 * arch.matmul_params + 2 * arch.layers * arch.hidden * mean_length)
+
+
+def forward_hours(flops: float, machine: Machine) -> float:
+    """Wall hours on one device (stage=ifd runs one process) at the machine's MFU."""
+    return flops / (machine.peak_tflops * 1e12 * machine.mfu) / 3600
+
+
 def train_hours(flops: float, machine: Machine, method: str) -> float:
     """Wall hours on all the machine's devices at its MFU."""
     speed = machine.devices * machine.peak_tflops * 1e12 * machine.mfu

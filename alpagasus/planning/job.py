@@ -24,16 +24,19 @@ from alpagasus.data import Item
 from alpagasus.evals.mt_bench import judge_messages, load_mt_bench
 from alpagasus.judges import judge_identity
 from alpagasus.models import default_device
-from alpagasus.noise import noise_request_count
+from alpagasus.noise import noise_request_count, sample_positions
 from alpagasus.planning import architecture, counting
 from alpagasus.planning.estimate import (
     GIB,
     Machine,
     api_pass,
     decode_tokens_per_s,
+    forward_flops,
+    forward_hours,
     inference_memory,
     longest_batch,
     padded_tokens,
+    scoring_memory,
     train_flops,
     train_hours,
 )
@@ -85,6 +88,7 @@ class JobPlanner:
         self.missing: list[str] = []
         self.notes: list[str] = [f"architecture: {self.found.source}"]
         self.ratings: dict[str, dict[str, Any]] = {}
+        self.scorings: dict[str, dict[str, Any]] = {}  # stage=ifd passes, by artifact key
         self.selections: dict[str, Selection] = {}
         self.items: list[Item] | None = self._load("data", lambda: ctx.items)
         self.data_key = ctx.data_key if self.items is not None else "unknown-data"
@@ -95,7 +99,8 @@ class JobPlanner:
         try:
             return load()
         except Exception as e:  # a plan lists what a run would still need, it does not fail
-            self.missing.append(f"{what}: {e}")
+            hint = getattr(e, "hint", "")
+            self.missing.append(f"{what}: {e}" + (f" (fix: {hint})" if hint else ""))
             return None
 
     # -- ratings -------------------------------------------------------------------------------
@@ -174,8 +179,41 @@ class JobPlanner:
             identity = ifd.scorer_identity(model, ifd.resolve_dtype(self.cfg.ifd.dtype,
                                                                     default_device()),
                                            self.cfg.ifd.max_length)
-            return {"ifd": ("ifd", artifact_key(identity, {"data": self.data_key}))}
+            key = artifact_key(identity, {"data": self.data_key})
+            if key not in self.scorings:
+                self.scorings[key] = self._scoring(model, key)
+            return {"ifd": ("ifd", key)}
         return {}
+
+    def _scoring(self, model: str, key: str) -> dict[str, Any]:
+        """stage=ifd's forward passes: each distinct item twice (with its instruction, and the
+        response alone), batches of ``ifd.batch_tokens``, in one process on one device."""
+        c, m = self.cfg.ifd, self.machine
+        preset = self.cfg.model.arch if model == self.cfg.model.name_or_path else None
+        scorer = architecture.find(model, self.ctx.cache_dir, preset)
+        entry: dict[str, Any] = {"name": f"ifd/{model}", "model": model, "key": key,
+                                 "items": len(self.unique), "sequences": 2 * len(self.unique),
+                                 "reused": self.ctx.store.find("ifd", key) is not None,
+                                 "tokens": None, "peak_memory_gib": None, "fits": None,
+                                 "gpu_hours": None, "wall_hours": None}
+        if not self.unique:
+            return entry
+        full, method = counting.training_lengths(tuple(self.unique), scorer.tokenizer,
+                                                 c.max_length)
+        alone = [min(counting.chars_tokens(len(it.output), counting.CHARS_PER_TOKEN) + 1,
+                     c.max_length) for it in self.unique]
+        tokens = sum(full) + sum(alone)
+        entry.update(tokens=tokens, token_count=f"{method}; responses alone: chars/"
+                                                f"{counting.CHARS_PER_TOKEN:g}",
+                     note="items already in the per-item IFD cache (ifd.cache) cost less")
+        if scorer.arch is None:
+            self.notes.append(f"IFD scorer {model}: {scorer.source}")
+            return entry
+        memory = scoring_memory(scorer.arch, c.batch_tokens, m.is_gpu)
+        wall = forward_hours(forward_flops(scorer.arch, tokens, tokens / len(full + alone)), m)
+        return {**entry, "peak_memory_gib": round(memory.total_gib, 2),
+                "fits": memory.total_gib <= m.memory_gib, "wall_hours": float(f"{wall:.3g}"),
+                "gpu_hours": float(f"{wall:.3g}")}
 
     def _selection(self, arm: Arm) -> Selection:
         strategy = get_strategy(arm.method)
@@ -355,8 +393,12 @@ class JobPlanner:
         gens = {r: self.generation(arms[r], trainings[r]["key"], prompts) for r in ("a", "b")}
         evaluation = self.evaluation({r: g["key"] for r, g in gens.items()}, prompts)
         self._model_missing([t for t in trainings.values() if not t["reused"]])
+        if trainings["a"]["key"] == trainings["b"]["key"]:
+            self.notes.append(f"arms {arms['a'].name} and {arms['b'].name} keep the same items: "
+                              "one model, whose answers the eval judge compares with themselves")
         plan = {"version": PLAN_VERSION, "hardware": hardware_entry(self.machine),
                 "ratings": list(self.ratings.values()),
+                "scorings": list(self.scorings.values()),
                 "trainings": once_by_key(trainings), "generations": once_by_key(gens),
                 "evaluations": [evaluation], "analyses": self.analyses(),
                 "missing": sorted(set(self.missing)),
@@ -372,15 +414,18 @@ class JobPlanner:
         j = self.cfg.judge
         requests = noise_request_count(self.cfg, len(self.unique))
         template = rating_prompt(arm.prompt)
+        # The tokens of the items stage=noise itself would draw (its seeded sample), not of
+        # every item: a 52k plan stays fast and the figure is the sample's own.
+        n = self.cfg.noise
+        sampled = [self.unique[p] for p in sample_positions(len(self.unique), n.sample, n.seed)]
         per_item = sum(counting.chars_tokens(sum(len(m["content"]) for m in
                                                  rating_messages(template, it)))
-                       for it in self.unique) / len(self.unique)
+                       for it in sampled) / len(sampled)
         local = str(j.backend) == "local"
         api = api_pass(requests, round(per_item * requests), j.max_tokens,
                        0.0 if local else j.price_input_per_mtok,
                        0.0 if local else j.price_output_per_mtok, False, j.batch_price_factor,
                        j.concurrency, j.requests_per_minute, j.tokens_per_minute)
-        n = self.cfg.noise
         return [*self._mt_bench(), {"name": "noise", "stage": "noise", "judge": j.name, "sample": n.sample,
                  "repeats": n.repeats, "requests": api.requests,
                  "input_tokens": api.input_tokens, "output_tokens": api.output_tokens,

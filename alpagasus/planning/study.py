@@ -10,7 +10,7 @@ from typing import Any
 
 PLAN_JSON = "plan.json"
 PLAN_MD = "plan.md"
-SECTIONS = ("ratings", "trainings", "generations", "evaluations")
+SECTIONS = ("ratings", "scorings", "trainings", "generations", "evaluations")
 
 
 def _new(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -45,7 +45,7 @@ def summarize(plan: dict[str, Any]) -> dict[str, Any]:
     """Totals (new work only: reused artifacts and cached replies cost nothing), fit,
     alternatives."""
     api = _new(plan["ratings"]) + _new(plan["evaluations"])
-    compute = _new(plan["trainings"]) + _new(plan["generations"])
+    compute = _new(plan["scorings"]) + _new(plan["trainings"]) + _new(plan["generations"])
     totals: dict[str, Any] = {
         "requests": int(_sum(api, "requests")), "usd": round(_sum(api, "usd"), 2),
         "input_tokens": int(_sum(api, "input_tokens")),
@@ -58,7 +58,8 @@ def summarize(plan: dict[str, Any]) -> dict[str, Any]:
     price = plan["hardware"].get("price_per_gpu_hour")
     if price is not None:
         totals["compute_usd"] = round(totals["gpu_hours"] * price, 2)
-    fits = [e["fits"] for e in plan["trainings"] + plan["generations"] if e.get("fits") is not None]
+    fits = [e["fits"] for e in plan["scorings"] + plan["trainings"] + plan["generations"]
+            if e.get("fits") is not None]
     plan = {**plan, "totals": totals, "fits": all(fits) if fits else None}
     plan["alternatives"] = alternatives(plan)
     return plan
@@ -72,7 +73,7 @@ def merge(jobs: list[dict[str, Any]]) -> dict[str, Any]:
     for section in SECTIONS:
         by_key: dict[str, dict[str, Any]] = {}
         for n, job in enumerate(jobs):
-            for entry in job[section]:
+            for entry in job.get(section, []):
                 kept = by_key.setdefault(entry["key"], {**entry, "jobs": []})
                 kept["jobs"].append(job.get("job", n))
         merged[section] = list(by_key.values())
@@ -120,6 +121,11 @@ def markdown(plan: dict[str, Any], title: str = "Plan") -> str:
         [[r["name"], r["model"], r["items"], r["requests"], r["cached"], r["input_tokens"],
           r["output_tokens"], r["usd"], r.get("wall_hours"), r["reused"]]
          for r in plan["ratings"]]) if plan["ratings"] else "none", ""]
+    if plan["scorings"]:
+        out += ["## IFD scoring", "", _table(
+            ["name", "items", "sequences", "tokens", "peak GiB", "fits", "GPU-hours", "reused"],
+            [[x["name"], x["items"], x["sequences"], x["tokens"], x["peak_memory_gib"],
+              x["fits"], x["gpu_hours"], x["reused"]] for x in plan["scorings"]]), ""]
     out += ["## Trainings", "", _table(
         ["name", "method", "items", "exact", "tokens", "steps", "peak GiB/device", "fits",
          "GPU-hours", "wall hours", "reused"],
