@@ -45,8 +45,41 @@ def _api_key(cfg: JudgeConfig) -> str:
     )
 
 
-class OpenAIProvider:
-    name = "openai"
+class _SdkProvider:
+    """What both SDK providers share. ``send`` uses client.post (the SDKs' documented route
+    for raw requests) with a body we build ourselves: the same auth, URL, timeout and error
+    classes as the typed create() calls, without their params transform and response models,
+    about half the client CPU per request (benchmarks/rating_throughput.py). The Anthropic
+    body also carries temperature/top_p, which that SDK's messages.create() no longer names
+    but the Messages API reads."""
+
+    label: str  # the provider's name in error messages
+    path: str  # the endpoint, below the client's base URL
+    cfg: JudgeConfig
+    sdk: Any
+    client: Any
+    key: str
+    url: str
+
+    def body(self, messages: Messages) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def read_reply(self, r: Any) -> tuple[str, int, int, list | None]:
+        raise NotImplementedError
+
+    async def send(self, messages: Messages) -> tuple[str, int, int, list | None]:
+        try:
+            r = await self.client.post(self.path, body=self.body(messages), cast_to=object)
+        except Exception as e:
+            raise _classify(self.sdk, self.label, e, self.key, self.url) from e
+        return self.read_reply(r)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+class OpenAIProvider(_SdkProvider):
+    name, label, path = "openai", "OpenAI", "/chat/completions"
 
     def __init__(self, cfg: JudgeConfig, http_client: Any = None):
         import openai
@@ -57,7 +90,7 @@ class OpenAIProvider:
         self.client = openai.AsyncOpenAI(api_key=self.key, base_url=cfg.base_url,
                                          max_retries=0, timeout=cfg.request_timeout_s,
                                          http_client=http_client)
-        self.url = str(self.client.base_url).rstrip("/") + "/chat/completions"
+        self.url = str(self.client.base_url).rstrip("/") + self.path
 
     def body(self, messages: Messages) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.cfg.model, "messages": messages,
@@ -70,24 +103,12 @@ class OpenAIProvider:
             body["top_logprobs"] = self.cfg.top_logprobs
         return body
 
-    async def send(self, messages: Messages) -> tuple[str, int, int, list | None]:
-        # client.post (the SDKs' documented route for raw requests) with a body we built
-        # ourselves: the same auth, URL, timeout and error classes as chat.completions.create,
-        # without its typed-params transform and response models, about half the client CPU
-        # per request (benchmarks/rating_throughput.py).
-        try:
-            r = await self.client.post("/chat/completions", body=self.body(messages),
-                                       cast_to=object)
-        except Exception as e:
-            raise _classify(self.sdk, "OpenAI", e, self.key, self.url) from e
+    def read_reply(self, r: Any) -> tuple[str, int, int, list | None]:
         return reply_from_openai(r, self.url)
 
-    async def aclose(self) -> None:
-        await self.client.close()
 
-
-class AnthropicProvider:
-    name = "anthropic"
+class AnthropicProvider(_SdkProvider):
+    name, label, path = "anthropic", "Anthropic", "/v1/messages"
 
     def __init__(self, cfg: JudgeConfig, http_client: Any = None):
         import anthropic
@@ -100,7 +121,7 @@ class AnthropicProvider:
                                                max_retries=0, timeout=cfg.request_timeout_s,
                                                http_client=http_client,
                                                default_headers={"x-api-key": key})
-        self.url = str(self.client.base_url).rstrip("/") + "/v1/messages"
+        self.url = str(self.client.base_url).rstrip("/") + self.path
 
     def body(self, messages: Messages) -> dict[str, Any]:
         # Anthropic takes the system prompt as a parameter, not as a message.
@@ -114,18 +135,8 @@ class AnthropicProvider:
             body["top_p"] = self.cfg.top_p
         return body
 
-    async def send(self, messages: Messages) -> tuple[str, int, int, list | None]:
-        # As for OpenAI: client.post with our own body. It also carries temperature/top_p,
-        # which this SDK's messages.create() no longer names but the Messages API reads.
-        try:
-            r = await self.client.post("/v1/messages", body=self.body(messages),
-                                       cast_to=object)
-        except Exception as e:
-            raise _classify(self.sdk, "Anthropic", e, self.key, self.url) from e
+    def read_reply(self, r: Any) -> tuple[str, int, int, list | None]:
         return reply_from_anthropic(r, self.url)
-
-    async def aclose(self) -> None:
-        await self.client.close()
 
 
 def _json_body(body: Any, where: str) -> dict[str, Any]:

@@ -12,8 +12,6 @@ import re
 
 from alpagasus.parsing.numbers import NUMFORM, Reading, clean_end, reading
 
-REVISION_POLICIES = ("unparsed", "final")
-
 _VERBS = ("revise", "revised", "revising", "adjust", "adjusted", "adjusting", "lower", "lowered",
           "lowering", "raise", "raised", "raising", "change", "changed", "changing", "update",
           "updated", "updating", "correct", "corrected", "correcting", "amend", "amended",

@@ -186,7 +186,3 @@ def _run(ctx: RunContext) -> Artifact:
         if (artifact.path / image).is_file():
             ctx.tracker.log_image(f"analyze/{image.removesuffix('.png')}", artifact.path / image)
     return ctx.finish_stage(artifact)
-
-
-def read_analysis(artifact: Artifact) -> dict[str, Any]:
-    return json.loads((artifact.path / ANALYSIS).read_text())

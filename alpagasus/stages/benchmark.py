@@ -124,7 +124,7 @@ def report_section_benchmark(ctx: RunContext) -> Section | None:
     if ctx.cfg.get("benchmark") is None:
         return None
     artifact = run(ctx)
-    data = json.loads((artifact.path / BENCHMARK_JSON).read_text())
+    data = read_comparison(artifact)
     return Section(title=data["title"], data={"benchmark": data["benchmark"], "rows": data["rows"]},
                    markdown=(artifact.path / BENCHMARK_MD).read_text(),
                    inputs={"comparison": artifact.key})
