@@ -138,12 +138,17 @@ def test_multirun_plan_counts_shared_work_once(tmp_path):
 
 
 def test_plan_prices_mt_bench_judging(compose_cfg, tmp_path, monkeypatch):
-    """benchmark=mt_bench: the judge's pass on both models, one request per question and turn."""
+    """benchmark=mt_bench: the judge's pass on each distinct model, one request per question and
+    turn, counted in the totals (the pipeline's report runs it)."""
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     run(compose_cfg(*TINY, "stage=plan", f"paths.root={tmp_path}", "benchmark=mt_bench",
                     "eval_judge=gpt4", "benchmark.limit=10"))
-    (bench,) = [a for a in read_plan(tmp_path)["analyses"] if a["name"] == "mt_bench"]
-    assert bench["requests"] == 2 * 10 * 2 and bench["usd"] > 0 and bench["sample"] == 10
+    plan = read_plan(tmp_path)
+    bench = [e for e in plan["evaluations"] if e["name"].startswith("MT-Bench")]
+    assert len(bench) == 2  # one judge pass per distinct model: here arm A's and the all-data
+    assert all(e["requests"] == 10 * 2 and e["usd"] > 0 and e["prompts"] == 10 for e in bench)
+    spent = plan["ratings"] + plan["evaluations"]  # the pipeline's report runs MT-Bench: in totals
+    assert plan["totals"]["requests"] == sum(e["requests"] for e in spent if not e["reused"])
 
 
 def test_plan_counts_ifd_scoring_as_its_own_pass(compose_cfg, tmp_path):

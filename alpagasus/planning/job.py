@@ -391,7 +391,8 @@ class JobPlanner:
         trainings = {r: self.training(arms[r], sels[r]) for r in ("a", "b")}
         prompts = self._load("test sets", lambda: self.ctx.testsets)
         gens = {r: self.generation(arms[r], trainings[r]["key"], prompts) for r in ("a", "b")}
-        evaluation = self.evaluation({r: g["key"] for r, g in gens.items()}, prompts)
+        evaluations = [self.evaluation({r: g["key"] for r, g in gens.items()}, prompts),
+                       *self.mt_bench(trainings)]
         self._model_missing([t for t in trainings.values() if not t["reused"]])
         if trainings["a"]["key"] == trainings["b"]["key"]:
             self.notes.append(f"arms {arms['a'].name} and {arms['b'].name} keep the same items: "
@@ -400,7 +401,7 @@ class JobPlanner:
                 "ratings": list(self.ratings.values()),
                 "scorings": list(self.scorings.values()),
                 "trainings": once_by_key(trainings), "generations": once_by_key(gens),
-                "evaluations": [evaluation], "analyses": self.analyses(),
+                "evaluations": evaluations, "analyses": self.analyses(),
                 "missing": sorted(set(self.missing)),
                 "notes": self.notes}
         return summarize(plan)
@@ -410,7 +411,7 @@ class JobPlanner:
         a sample k times with arm A's judge (alpagasus/noise.py counts its requests)."""
         arm = self.ctx.arms["a"]
         if arm.judge is None or not self.unique:
-            return self._mt_bench()
+            return []
         j = self.cfg.judge
         requests = noise_request_count(self.cfg, len(self.unique))
         template = rating_prompt(arm.prompt)
@@ -426,17 +427,18 @@ class JobPlanner:
                        0.0 if local else j.price_input_per_mtok,
                        0.0 if local else j.price_output_per_mtok, False, j.batch_price_factor,
                        j.concurrency, j.requests_per_minute, j.tokens_per_minute)
-        return [*self._mt_bench(), {"name": "noise", "stage": "noise", "judge": j.name, "sample": n.sample,
+        return [{"name": "noise", "stage": "noise", "judge": j.name, "sample": n.sample,
                  "repeats": n.repeats, "requests": api.requests,
                  "input_tokens": api.input_tokens, "output_tokens": api.output_tokens,
                  "usd": round(api.usd, 4), "token_count": "estimate: chars/4",
                  "note": "optional (`stage=noise`): requests beyond the rating's own; replies "
                          "already cached cost nothing"}]
 
-    def _mt_bench(self) -> list[dict[str, Any]]:
-        """MT-Bench's judge pass on both arms' models (`stage=benchmark benchmark=mt_bench`):
-        one request per question and turn, FastChat's single-answer grading, each answer at its
-        bound (`benchmark.max_new_tokens`)."""
+    def mt_bench(self, trainings: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """With ``benchmark=mt_bench`` the pipeline's report runs MT-Bench, so its judge pass is
+        spent work: one entry per distinct model (an arm's training), one request per question
+        and turn (FastChat's single-answer grading), each answer at its bound
+        (``benchmark.max_new_tokens``)."""
         spec, j = self.cfg.benchmark, self.cfg.eval_judge
         if getattr(spec, "kind", None) != "mt_bench":
             return []
@@ -444,20 +446,30 @@ class JobPlanner:
                               int(spec.limit) if spec.limit else None)
         turns = [m for q in bench.questions
                  for _, m in judge_messages(q, ["", ""], bench.prompts)]
-        per_model = [counting.chars_tokens(sum(len(x["content"]) for x in m)) for m in turns]
+        prompt_tokens = sum(counting.chars_tokens(sum(len(x["content"]) for x in m))
+                            for m in turns)
         # Turn 2's prompt holds both answers, turn 1's one: 3 answers per question at the bound.
         answers = 3 * len(bench.questions) * spec.max_new_tokens
-        requests = 2 * len(turns)  # both arms' models
         local = str(j.backend) == "local"
-        api = api_pass(requests, 2 * (sum(per_model) + answers), spec.judge_max_tokens,
+        api = api_pass(len(turns), prompt_tokens + answers, spec.judge_max_tokens,
                        0.0 if local else j.price_input_per_mtok,
                        0.0 if local else j.price_output_per_mtok, False, j.batch_price_factor,
                        j.concurrency, j.requests_per_minute, j.tokens_per_minute)
-        return [{"name": "mt_bench", "stage": "benchmark", "judge": j.name,
-                 "sample": len(bench.questions), "repeats": 1, "requests": api.requests,
-                 "input_tokens": api.input_tokens, "output_tokens": api.output_tokens,
-                 "usd": round(api.usd, 4), "token_count": "estimate: chars/4",
-                 "note": "MT-Bench's judge on both arms' models (each answer at its bound)"}]
+        if api.requests and not local and j.api_key_env and not os.environ.get(j.api_key_env):
+            self.missing.append(f"{j.api_key_env} (eval judge {j.name})")
+        config = {"benchmark": "mt_bench", "judge": judge_identity(j),
+                  "questions": [q.question_id for q in bench.questions],
+                  "max_new_tokens": spec.max_new_tokens}
+        per_model = {role: {"name": f"MT-Bench: {t['name']}", "judge": j.name, "model": j.model,
+                            "prompts": len(bench.questions), "requests": api.requests,
+                            "cached": 0, "input_tokens": api.input_tokens,
+                            "output_tokens": api.output_tokens, "usd": round(api.usd, 4),
+                            "wall_hours": round(api.wall_s / 3600, 3), "reused": t["reused"],
+                            "key": artifact_key(config, {"model": t["key"]}),
+                            "bound": f"upper bound: answers {spec.max_new_tokens} tokens",
+                            "token_count": "estimate: chars/4"}
+                     for role, t in trainings.items()}
+        return once_by_key(per_model)
 
     def _model_missing(self, trainings: list[dict[str, Any]]) -> None:
         name = self.cfg.model.name_or_path
