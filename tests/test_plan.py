@@ -149,6 +149,8 @@ def test_plan_prices_mt_bench_judging(compose_cfg, tmp_path, monkeypatch):
     assert all(e["requests"] == 10 * 2 and e["usd"] > 0 and e["prompts"] == 10 for e in bench)
     spent = plan["ratings"] + plan["evaluations"]  # the pipeline's report runs MT-Bench: in totals
     assert plan["totals"]["requests"] == sum(e["requests"] for e in spent if not e["reused"])
+    answers = [g for g in plan["generations"] if g["name"].startswith("MT-Bench answers")]
+    assert len(answers) == 2 and all(g["prompts"] == 20 and g["fits"] for g in answers)
 
 
 def test_plan_counts_ifd_scoring_as_its_own_pass(compose_cfg, tmp_path):
@@ -165,3 +167,10 @@ def test_plan_counts_ifd_scoring_as_its_own_pass(compose_cfg, tmp_path):
                   for e in plan[s])
     assert plan["totals"]["gpu_hours"] == pytest.approx(compute, abs=1e-3)
     assert "## IFD scoring" in (tmp_path / "plan" / "plan.md").read_text()
+
+
+def test_plan_lists_bad_mt_bench_files_instead_of_failing(compose_cfg, tmp_path):
+    run(compose_cfg(*TINY, "stage=plan", f"paths.root={tmp_path}", "benchmark=mt_bench",
+                    f"benchmark.path={tmp_path}/nowhere"))
+    assert any(m.startswith("MT-Bench files:") and "nowhere" in m
+               for m in read_plan(tmp_path)["missing"])

@@ -3,9 +3,11 @@ machine (alpagasus/planning/estimate.py), and the hardware presets' fits and mis
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
-from alpagasus.planning import fit
+from alpagasus.planning import counting, fit, study
 from alpagasus.planning.architecture import arch_from_config, arch_from_node
 from alpagasus.planning.estimate import (
     GIB,
@@ -145,3 +147,53 @@ def test_13b_needs_more_than_7b(compose_cfg):
     assert m13 > 1.8 * m7
     assert train_memory(LLAMA2_7B, setup("full")).parts["optimizer"] == 8 * LLAMA2_7B.total
     assert GIB == 2**30
+
+
+def test_fit_check_sizes_the_strategy_accelerate_launched(compose_cfg, monkeypatch):
+    """train.strategy=auto runs what `accelerate launch` set up: a 7B full fine-tune fits 4 x
+    80 GB sharded by FSDP, not replicated by DDP, and the check must know which it got."""
+    cfg = compose_cfg("stage=train", "model=7b", "train=paper_7b", "hardware=a100_80gb_x4")
+    monkeypatch.setattr(fit, "this_machine", machine_from)  # as if on the preset's machine
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    fit.check(cfg, "train", trains=True, generates=False)  # fsdp: fits
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    with pytest.raises(fit.WontFitError, match="ddp over 4 devices"):
+        fit.check(cfg, "train", trains=True, generates=False)
+
+
+def test_int8_base_and_float32_scorer_weigh_more(compose_cfg):
+    arch = LLAMA2_7B
+    nf4 = fit.train_step(arch, compose_cfg("model=7b", "train=qlora_paper"), 1, True).memory
+    int8 = fit.train_step(arch, compose_cfg("model=7b", "train=qlora_paper", "quant=int8"), 1,
+                          True).memory
+    assert int8.parts["weights"] - nf4.parts["weights"] > 2.5 * GIB  # ~6.5e9 linear x 4 bits
+    bf16 = fit.ifd_step(arch, compose_cfg("filter=ifd"), True).memory
+    fp32 = fit.ifd_step(arch, compose_cfg("filter=ifd", "ifd.dtype=float32"), True).memory
+    assert fp32.parts["weights"] == 2 * bf16.parts["weights"]
+
+
+def test_study_plan_says_when_jobs_plan_for_different_hardware():
+    def job(name: str) -> dict:
+        return {"version": 1, "hardware": {"name": name, "gpus": 1}, "missing": [], "notes": [],
+                **{s: [] for s in study.SECTIONS}}
+    assert not study.merge([job("a"), job("a")])["notes"]
+    (note,) = study.merge([job("a100_80gb_x4"), job("rtx4090_x1")])["notes"]
+    assert "a100_80gb_x4, rtx4090_x1" in note
+
+
+def test_cached_replies_price_rows_with_no_recorded_cost(tmp_path):
+    """The plan's budget counts what the engine's budget counts: older rows without a recorded
+    cost at today's prices (batch at its discount), imported replies as free."""
+    db = tmp_path / "cache.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE replies (key TEXT, cost_usd REAL, source TEXT, input_tokens INT, "
+                "output_tokens INT)")
+    con.executemany("INSERT INTO replies VALUES (?, ?, ?, ?, ?)", [
+        ("a", 0.5, "online", 10, 10), ("b", None, "online", 10**6, 0),
+        ("c", None, "batch", 10**6, 0), ("d", None, "import", 10**6, 0)])
+    con.commit()
+    con.close()
+    found, _ = counting.cached_replies(db, ["a", "b", "c", "d", "e"],
+                                       lambda i, o, batch: i / 1e6 * (0.5 if batch else 1.0))
+    assert found == {"a": 0.5, "b": 1.0, "c": 0.5, "d": 0.0}

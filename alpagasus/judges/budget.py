@@ -9,6 +9,13 @@ from typing import Any
 from alpagasus.judges.base import Messages
 
 
+def reply_price(cfg: Any, input_tokens: int, output_tokens: int, batch: bool = False) -> float:
+    """What one reply costs at the judge config's prices (batch: at its batch discount)."""
+    cost = (input_tokens * cfg.price_input_per_mtok
+            + output_tokens * cfg.price_output_per_mtok) / 1e6
+    return cost * (cfg.batch_price_factor if batch else 1.0)
+
+
 @dataclass
 class Usage:
     """What this run sent and paid (replies from the cache cost nothing)."""

@@ -31,7 +31,7 @@ from typing import Any
 from alpagasus.config import JudgeConfig
 from alpagasus.judges.base import JudgeReply, Messages, ScoreFormat, judge_identity
 from alpagasus.judges.batch import run_batches
-from alpagasus.judges.budget import Budget, Plan, Usage
+from alpagasus.judges.budget import Budget, Plan, Usage, reply_price
 from alpagasus.judges.cache import CachedReply, ReplyCache, judge_key, new_owner, request_key
 from alpagasus.judges.errors import (
     BatchPending,
@@ -121,9 +121,7 @@ class ApiJudge:
         return request_key(self.identity, messages)
 
     def price(self, input_tokens: int, output_tokens: int, batch: bool = False) -> float:
-        cost = (input_tokens * self.cfg.price_input_per_mtok
-                + output_tokens * self.cfg.price_output_per_mtok) / 1e6
-        return cost * (self.cfg.batch_price_factor if batch else 1.0)
+        return reply_price(self.cfg, input_tokens, output_tokens, batch)
 
     def reply_cost(self, r: CachedReply) -> float:
         """What a stored reply cost: as recorded, else (older rows) at today's prices."""

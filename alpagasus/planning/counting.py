@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,13 @@ def request_keys(identity: dict[str, Any], requests: list[Any]) -> list[str]:
     return [request_key(identity, m) for m in requests]
 
 
-def cached_replies(cache_path: str | Path, keys: list[str]) -> tuple[dict[str, float], str]:
+def cached_replies(cache_path: str | Path, keys: list[str],
+                   price: Callable[[int, int, bool], float] | None = None,
+                   ) -> tuple[dict[str, float], str]:
     """{key: what its reply cost} for the keys the judge cache holds, read-only, and a note.
-    A missing file holds nothing (and is not created)."""
+    A missing file holds nothing (and is not created). A row with no recorded cost (older
+    rows) is priced as the engine's budget prices it: ``price(input, output, batch)`` for
+    online and batch replies, nothing for imported ones."""
     path = Path(cache_path).expanduser()
     if not path.is_file():
         return {}, "no judge cache yet"
@@ -82,9 +87,11 @@ def cached_replies(cache_path: str | Path, keys: list[str]) -> tuple[dict[str, f
             for start in range(0, len(keys), _SQL_CHUNK):
                 chunk = keys[start:start + _SQL_CHUNK]
                 rows = con.execute(
-                    f"SELECT key, cost_usd FROM replies WHERE key IN "
-                    f"({','.join('?' * len(chunk))})", chunk).fetchall()
-                found.update({k: float(c or 0.0) for k, c in rows})
+                    f"SELECT key, cost_usd, source, input_tokens, output_tokens FROM replies "
+                    f"WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+                found.update({k: float(c) if c is not None else
+                              price(i, o, src == "batch") if price and src in ("online", "batch")
+                              else 0.0 for k, c, src, i, o in rows})
         finally:
             con.close()
     except sqlite3.Error as e:  # unreadable: count nothing as cached (never under-count)

@@ -38,6 +38,7 @@ CUDA_CONTEXT_GIB = 0.75  # CUDA context, cuBLAS workspace: outside torch's alloc
 ALLOCATOR_SLACK = 0.10  # caching-allocator fragmentation over the peak allocated
 CPU_RUNTIME_GIB = 0.65  # Python, torch, transformers, peft, datasets, tokenizer: resident (measured)
 NF4_BITS, DOUBLE_QUANT_BITS, SINGLE_QUANT_BITS = 4.0, 0.127, 0.5
+INT8_BITS = 8.0  # LLM.int8: one byte a weight (its fp32 row scales are negligible)
 ZERO2_BUCKETS_GIB = 1.0  # DeepSpeed's allgather/reduce buckets (5e8 elements, ds_zero2.json)
 QLORA_SPEED = 0.6  # nf4 dequantization in every matmul: this fraction of a bf16 LoRA's speed
 DECODE_BANDWIDTH_UTIL = 0.6  # of the memory bandwidth a decode step reaches
@@ -134,6 +135,7 @@ class TrainSetup:
     lora_r: int = 8
     lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
     double_quant: bool = True
+    quant: str = "nf4"  # the frozen base of a qlora method: nf4 | int8 (quant.mode)
     # Tokens of the longest micro-batch the data can make (plan); None: micro_batch x
     # max_length, the bound a fit check uses before the data is read.
     batch_tokens: int | None = None
@@ -176,7 +178,8 @@ def _states(arch: Arch, s: TrainSetup, adapters: int) -> dict[str, float]:
             parts["buffers"] = 2 * n + (4 * n if s.strategy == "ddp" else 0)  # + DDP buckets
         return parts
     if s.method == "qlora":
-        bits = NF4_BITS + (DOUBLE_QUANT_BITS if s.double_quant else SINGLE_QUANT_BITS)
+        bits = (INT8_BITS if s.quant == "int8" else
+                NF4_BITS + (DOUBLE_QUANT_BITS if s.double_quant else SINGLE_QUANT_BITS))
         base = arch.linear_params * bits / 8 + (arch.total - arch.linear_params) * 4
         # one weight dequantized to bf16 at a time (and its gradient path)
         buffers = 2 * 2 * arch.hidden * arch.intermediate
@@ -241,9 +244,10 @@ def inference_memory(arch: Arch, batch: int, context: int, gpu: bool) -> Memory:
     return _with_overhead(parts, gpu)
 
 
-def scoring_memory(arch: Arch, batch_tokens: int, gpu: bool) -> Memory:
-    """IFD: forward passes only (no gradients) over ``batch_tokens`` padded tokens."""
-    parts = {"weights": 2.0 * arch.total,
+def scoring_memory(arch: Arch, batch_tokens: int, gpu: bool, weight_bytes: float = 2.0) -> Memory:
+    """IFD: forward passes only (no gradients) over ``batch_tokens`` padded tokens, weights at
+    ``weight_bytes`` each (ifd.dtype)."""
+    parts = {"weights": weight_bytes * arch.total,
              "activations": 2 * batch_tokens * (4 * arch.hidden + 2 * arch.intermediate),
              "logits": batch_tokens * arch.vocab * (2 + 4 + 4)}
     return _with_overhead(parts, gpu)

@@ -49,21 +49,26 @@ class StepMemory:
     memory: Memory
 
 
-def train_setup(cfg: Any, devices: int, gpu: bool) -> TrainSetup:
+def train_setup(cfg: Any, devices: int, gpu: bool, launched: str | None = None) -> TrainSetup:
+    """The training as the estimators see it; ``launched``: the strategy accelerate actually
+    set up, which is what runs when train.strategy=auto."""
     method = str(train_method(cfg.lora.enabled, cfg.quant.mode))
-    strategy = resolve_strategy(str(getattr(cfg.train, "strategy", "auto")), method, devices)
+    requested = str(getattr(cfg.train, "strategy", "auto"))
+    strategy = resolve_strategy(launched if launched and requested == "auto" else requested,
+                                method, devices)
     return TrainSetup(
         method=method, strategy=strategy, devices=devices,
         micro_batch=cfg.train.per_device_batch_size, max_length=cfg.train.max_length,
         gradient_checkpointing=bool(cfg.train.gradient_checkpointing), gpu=gpu,
         packing=bool(cfg.train.packing), lora_r=cfg.lora.r if cfg.lora.enabled else 0,
         lora_targets=tuple(cfg.lora.target_modules) if cfg.lora.enabled else (),
-        double_quant=bool(cfg.quant.double_quant))
+        double_quant=bool(cfg.quant.double_quant), quant=str(cfg.quant.mode))
 
 
 def train_step(arch: Arch, cfg: Any, devices: int, gpu: bool,
-               batch_tokens: int | None = None) -> StepMemory:
-    setup = TrainSetup(**{**train_setup(cfg, devices, gpu).__dict__, "batch_tokens": batch_tokens})
+               batch_tokens: int | None = None, launched: str | None = None) -> StepMemory:
+    setup = TrainSetup(**{**train_setup(cfg, devices, gpu, launched).__dict__,
+                          "batch_tokens": batch_tokens})
     over = f", {setup.strategy} over {devices} devices" if devices > 1 else ""
     return StepMemory(f"training ({setup.method}{over})", train_memory(arch, setup))
 
@@ -73,8 +78,14 @@ def generate_step(arch: Arch, cfg: Any, context: int, gpu: bool) -> StepMemory:
                                                      context + cfg.generate.max_new_tokens, gpu))
 
 
+IFD_WEIGHT_BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "auto": 2.0}
+
+
 def ifd_step(arch: Arch, cfg: Any, gpu: bool) -> StepMemory:
-    return StepMemory("IFD scoring", scoring_memory(arch, cfg.ifd.batch_tokens, gpu))
+    # A sequence longer than batch_tokens makes a batch of its own (stages/ifd.batches).
+    tokens = max(cfg.ifd.batch_tokens, cfg.ifd.max_length)
+    return StepMemory("IFD scoring", scoring_memory(arch, tokens, gpu,
+                                                    IFD_WEIGHT_BYTES[str(cfg.ifd.dtype)]))
 
 
 def gpus_needed(arch: Arch, cfg: Any, machine: Machine) -> int | None:
@@ -89,7 +100,7 @@ def qlora_figure(arch: Arch, cfg: Any, gpu: bool) -> float:
     """What the same run needs as a QLoRA (train=qlora_paper's adapters, nf4)."""
     setup = train_setup(cfg, 1, gpu)
     q = TrainSetup(**{**setup.__dict__, "method": "qlora", "strategy": "single", "lora_r": 8,
-                      "lora_targets": ("q_proj", "v_proj"), "double_quant": True,
+                      "lora_targets": ("q_proj", "v_proj"), "double_quant": True, "quant": "nf4",
                       "gradient_checkpointing": True})
     return train_memory(arch, q).total_gib
 
@@ -127,7 +138,7 @@ def launched_strategy() -> str | None:
 
 
 def steps_of(cfg: Any, stage: str, trains: bool, generates: bool,
-             machine: Machine, devices: int) -> list[StepMemory]:
+             machine: Machine, devices: int, launched: str | None = None) -> list[StepMemory]:
     """The memory of each step ``stage`` runs that the planner can size (model arch known)."""
     cache = Path(cfg.paths.cache).expanduser()
     found = architecture.find(cfg.model.name_or_path, cache, cfg.model.arch)
@@ -136,7 +147,8 @@ def steps_of(cfg: Any, stage: str, trains: bool, generates: bool,
         log.info("fit check of %s skipped: %s", cfg.model.name, found.source)
     else:
         if trains:
-            steps.append(train_step(found.arch, cfg, devices, machine.is_gpu))
+            steps.append(train_step(found.arch, cfg, devices, machine.is_gpu,
+                                    launched=launched))
         if generates:
             steps.append(generate_step(found.arch, cfg, cfg.train.max_length, machine.is_gpu))
     ranks_by_ifd = trains and "ifd" in (cfg.filter.method, cfg.baseline.method)
@@ -163,7 +175,7 @@ def check(cfg: Any, stage: str, trains: bool, generates: bool) -> None:
             f"set train.strategy={launched}")
     # CPU processes share the RAM; each GPU process has its own device.
     memory = machine.memory_gib if machine.is_gpu else machine.memory_gib / devices
-    for step in steps_of(cfg, stage, trains, generates, machine, devices):
+    for step in steps_of(cfg, stage, trains, generates, machine, devices, launched):
         need = step.memory.total_gib
         if need <= memory:
             log.info("fit: %s needs ~%.1f GiB per device, %s has %.1f GiB", step.what, need,

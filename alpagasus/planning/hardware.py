@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from alpagasus.planning.estimate import GIB, Machine
@@ -116,8 +117,6 @@ def this_machine(hw: Any) -> Machine:
     preset describes another machine, so a fit check ignores it)."""
     if hw.name == "auto":
         return machine_from(hw)
-    from types import SimpleNamespace
-
     return machine_from(SimpleNamespace(name="auto", gpu=None, gpus=None, memory_gib=None,
                                         bf16_tflops=None, mfu=None, memory_bandwidth_gbs=None,
                                         price_per_gpu_hour=None))

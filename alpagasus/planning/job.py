@@ -11,6 +11,7 @@ under.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -21,11 +22,10 @@ from alpagasus.arms import Arm
 from alpagasus.artifacts import artifact_key
 from alpagasus.context import RunContext
 from alpagasus.data import Item
-from alpagasus.evals.mt_bench import judge_messages, load_mt_bench
 from alpagasus.judges import judge_identity
+from alpagasus.judges.budget import reply_price
 from alpagasus.models import default_device
-from alpagasus.noise import noise_request_count, sample_positions
-from alpagasus.planning import architecture, counting
+from alpagasus.planning import architecture, counting, passes
 from alpagasus.planning.estimate import (
     GIB,
     Machine,
@@ -36,22 +36,26 @@ from alpagasus.planning.estimate import (
     inference_memory,
     longest_batch,
     padded_tokens,
-    scoring_memory,
     train_flops,
     train_hours,
 )
-from alpagasus.planning.fit import ACCELERATE_FILES, qlora_figure, train_setup, train_step
+from alpagasus.planning.fit import (
+    ACCELERATE_FILES,
+    ifd_step,
+    qlora_figure,
+    train_setup,
+    train_step,
+)
 from alpagasus.planning.hardware import machine_from
-from alpagasus.planning.study import summarize
+from alpagasus.planning.study import once_by_key, summarize
 from alpagasus.prompts import PAIRWISE_PROMPT, alpaca_prompt, rating_messages, rating_prompt
 from alpagasus.selection import Strategy, get_strategy
-from alpagasus.shipped import shipped_path
 from alpagasus.stages import generate, ifd, judge, rate, select, train
 
 log = logging.getLogger(__name__)
 
 PLAN_VERSION = 1
-_RATINGS: dict[tuple[str, str, float], dict[str, Any]] = {}  # memo across a multirun's jobs
+_RATINGS: dict[tuple[Any, ...], dict[str, Any]] = {}  # memo across a multirun's jobs
 
 
 @dataclass
@@ -61,16 +65,6 @@ class Selection:
     count: int  # items trained on (exact, or the bound)
     exact: bool
     bound: str  # how the count was found
-
-
-def once_by_key(entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per content key (arms that keep the same items share one model, as the real
-    run does); `arms` names the roles that share it."""
-    by_key: dict[str, dict[str, Any]] = {}
-    for role, entry in entries.items():
-        kept = by_key.setdefault(entry["key"], {**entry, "arms": []})
-        kept["arms"].append(role)
-    return list(by_key.values())
 
 
 def hardware_entry(m: Machine) -> dict[str, Any]:
@@ -128,7 +122,10 @@ class JobPlanner:
                     "usd": 0.0, "wall_hours": 0.0}
         cache_path = os.path.expanduser(str(cfg.paths.judge_cache))
         mtime = os.path.getmtime(cache_path) if os.path.isfile(cache_path) else 0.0
-        memo = (key, cache_path, mtime)
+        # Settings outside the rating key that change the price, the mode or the budget.
+        memo = (key, cache_path, mtime, str(cfg.rate.mode), cfg.rate.max_cost_usd,
+                str(cfg.rate.budget_scope), j.price_input_per_mtok, j.price_output_per_mtok,
+                j.batch_price_factor, j.concurrency, j.requests_per_minute, j.tokens_per_minute)
         if memo not in _RATINGS:
             _RATINGS[memo] = self._count_rating(arm, cache_path)
         return {**entry, **_RATINGS[memo], "reused": False}
@@ -145,7 +142,8 @@ class JobPlanner:
                     "wall_hours": None, "token_count": "estimate: chars/4",
                     "note": "local judge: no API cost, it runs on this machine"}
         keys = counting.request_keys(judge_identity(j), requests)
-        cached, where = counting.cached_replies(cache_path, keys)
+        cached, where = counting.cached_replies(cache_path, keys,
+                                                functools.partial(reply_price, j))
         todo = [r for k, r in zip(keys, requests, strict=True) if k not in cached]
         lengths, method = counting.prompt_tokens(j.backend, j.model, todo)
         batch = str(cfg.rate.mode) == "batch"
@@ -209,7 +207,7 @@ class JobPlanner:
         if scorer.arch is None:
             self.notes.append(f"IFD scorer {model}: {scorer.source}")
             return entry
-        memory = scoring_memory(scorer.arch, c.batch_tokens, m.is_gpu)
+        memory = ifd_step(scorer.arch, self.cfg, m.is_gpu).memory  # what the fit check uses
         wall = forward_hours(forward_flops(scorer.arch, tokens, tokens / len(full + alone)), m)
         return {**entry, "peak_memory_gib": round(memory.total_gib, 2),
                 "fits": memory.total_gib <= m.memory_gib, "wall_hours": float(f"{wall:.3g}"),
@@ -391,8 +389,9 @@ class JobPlanner:
         trainings = {r: self.training(arms[r], sels[r]) for r in ("a", "b")}
         prompts = self._load("test sets", lambda: self.ctx.testsets)
         gens = {r: self.generation(arms[r], trainings[r]["key"], prompts) for r in ("a", "b")}
+        bench = self._load("MT-Bench files", lambda: self.mt_bench(trainings)) or {}
         evaluations = [self.evaluation({r: g["key"] for r, g in gens.items()}, prompts),
-                       *self.mt_bench(trainings)]
+                       *bench.get("evaluations", [])]
         self._model_missing([t for t in trainings.values() if not t["reused"]])
         if trainings["a"]["key"] == trainings["b"]["key"]:
             self.notes.append(f"arms {arms['a'].name} and {arms['b'].name} keep the same items: "
@@ -400,76 +399,29 @@ class JobPlanner:
         plan = {"version": PLAN_VERSION, "hardware": hardware_entry(self.machine),
                 "ratings": list(self.ratings.values()),
                 "scorings": list(self.scorings.values()),
-                "trainings": once_by_key(trainings), "generations": once_by_key(gens),
+                "trainings": once_by_key(trainings),
+                "generations": once_by_key(gens) + bench.get("generations", []),
                 "evaluations": evaluations, "analyses": self.analyses(),
                 "missing": sorted(set(self.missing)),
                 "notes": self.notes}
         return summarize(plan)
 
     def analyses(self) -> list[dict[str, Any]]:
-        """Optional analyses a study may add, priced but not in the totals: stage=noise re-rates
-        a sample k times with arm A's judge (alpagasus/noise.py counts its requests)."""
+        """Optional analyses a study may add, priced but not in the totals (stage=noise)."""
         arm = self.ctx.arms["a"]
         if arm.judge is None or not self.unique:
             return []
-        j = self.cfg.judge
-        requests = noise_request_count(self.cfg, len(self.unique))
-        template = rating_prompt(arm.prompt)
-        # The tokens of the items stage=noise itself would draw (its seeded sample), not of
-        # every item: a 52k plan stays fast and the figure is the sample's own.
-        n = self.cfg.noise
-        sampled = [self.unique[p] for p in sample_positions(len(self.unique), n.sample, n.seed)]
-        per_item = sum(counting.chars_tokens(sum(len(m["content"]) for m in
-                                                 rating_messages(template, it)))
-                       for it in sampled) / len(sampled)
-        local = str(j.backend) == "local"
-        api = api_pass(requests, round(per_item * requests), j.max_tokens,
-                       0.0 if local else j.price_input_per_mtok,
-                       0.0 if local else j.price_output_per_mtok, False, j.batch_price_factor,
-                       j.concurrency, j.requests_per_minute, j.tokens_per_minute)
-        return [{"name": "noise", "stage": "noise", "judge": j.name, "sample": n.sample,
-                 "repeats": n.repeats, "requests": api.requests,
-                 "input_tokens": api.input_tokens, "output_tokens": api.output_tokens,
-                 "usd": round(api.usd, 4), "token_count": "estimate: chars/4",
-                 "note": "optional (`stage=noise`): requests beyond the rating's own; replies "
-                         "already cached cost nothing"}]
+        return [passes.noise_analysis(self.cfg, arm, self.unique)]
 
-    def mt_bench(self, trainings: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-        """With ``benchmark=mt_bench`` the pipeline's report runs MT-Bench, so its judge pass is
-        spent work: one entry per distinct model (an arm's training), one request per question
-        and turn (FastChat's single-answer grading), each answer at its bound
-        (``benchmark.max_new_tokens``)."""
-        spec, j = self.cfg.benchmark, self.cfg.eval_judge
-        if getattr(spec, "kind", None) != "mt_bench":
-            return []
-        bench = load_mt_bench(spec.path or shipped_path("mt_bench"), spec.question_ids,
-                              int(spec.limit) if spec.limit else None)
-        turns = [m for q in bench.questions
-                 for _, m in judge_messages(q, ["", ""], bench.prompts)]
-        prompt_tokens = sum(counting.chars_tokens(sum(len(x["content"]) for x in m))
-                            for m in turns)
-        # Turn 2's prompt holds both answers, turn 1's one: 3 answers per question at the bound.
-        answers = 3 * len(bench.questions) * spec.max_new_tokens
-        local = str(j.backend) == "local"
-        api = api_pass(len(turns), prompt_tokens + answers, spec.judge_max_tokens,
-                       0.0 if local else j.price_input_per_mtok,
-                       0.0 if local else j.price_output_per_mtok, False, j.batch_price_factor,
-                       j.concurrency, j.requests_per_minute, j.tokens_per_minute)
-        if api.requests and not local and j.api_key_env and not os.environ.get(j.api_key_env):
+    def mt_bench(self, trainings: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """With ``benchmark=mt_bench`` the pipeline's report runs MT-Bench: its answers and its
+        judge pass are spent work, once per distinct model."""
+        found = passes.mt_bench(self.cfg, trainings, self.machine, self.found.arch)
+        j = self.cfg.eval_judge
+        if any(e["requests"] for e in found.get("evaluations", [])) and str(j.backend) != "local" \
+                and j.api_key_env and not os.environ.get(j.api_key_env):
             self.missing.append(f"{j.api_key_env} (eval judge {j.name})")
-        config = {"benchmark": "mt_bench", "judge": judge_identity(j),
-                  "questions": [q.question_id for q in bench.questions],
-                  "max_new_tokens": spec.max_new_tokens}
-        per_model = {role: {"name": f"MT-Bench: {t['name']}", "judge": j.name, "model": j.model,
-                            "prompts": len(bench.questions), "requests": api.requests,
-                            "cached": 0, "input_tokens": api.input_tokens,
-                            "output_tokens": api.output_tokens, "usd": round(api.usd, 4),
-                            "wall_hours": round(api.wall_s / 3600, 3), "reused": t["reused"],
-                            "key": artifact_key(config, {"model": t["key"]}),
-                            "bound": f"upper bound: answers {spec.max_new_tokens} tokens",
-                            "token_count": "estimate: chars/4"}
-                     for role, t in trainings.items()}
-        return once_by_key(per_model)
+        return found
 
     def _model_missing(self, trainings: list[dict[str, Any]]) -> None:
         name = self.cfg.model.name_or_path

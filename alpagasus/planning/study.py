@@ -13,6 +13,16 @@ PLAN_MD = "plan.md"
 SECTIONS = ("ratings", "scorings", "trainings", "generations", "evaluations")
 
 
+def once_by_key(entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per content key (arms that keep the same items share one model, as the real
+    run does); `arms` names the roles that share it."""
+    by_key: dict[str, dict[str, Any]] = {}
+    for role, entry in entries.items():
+        kept = by_key.setdefault(entry["key"], {**entry, "arms": []})
+        kept["arms"].append(role)
+    return list(by_key.values())
+
+
 def _new(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in entries if not e.get("reused")]
 
@@ -81,6 +91,12 @@ def merge(jobs: list[dict[str, Any]]) -> dict[str, Any]:
     analyses = {(a["name"], a["judge"], a["sample"], a["repeats"]): a
                 for job in jobs for a in job.get("analyses", [])}
     merged["analyses"] = list(analyses.values())
+    machines = sorted({job["hardware"]["name"] for job in jobs})
+    if len(machines) > 1:  # training keys leave the machine out: a shared entry is sized once
+        merged["notes"].append(
+            f"the jobs plan for different hardware ({', '.join(machines)}): the study figures "
+            f"are sized for {jobs[0]['hardware']['name']}; each job's own plan.json has its "
+            "machine's")
     for job in jobs:
         merged["missing"] += [m for m in job["missing"] if m not in merged["missing"]]
         merged["notes"] += [m for m in job["notes"] if m not in merged["notes"]]
