@@ -416,6 +416,10 @@ class JobPlanner:
     def mt_bench(self, trainings: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         """With ``benchmark=mt_bench`` the pipeline's report runs MT-Bench: its answers and its
         judge pass are spent work, once per distinct model."""
+        kind = str(getattr(self.cfg.benchmark, "kind", None))
+        if kind == "open_llm":
+            self.notes.append("benchmark=open_llm: the report runs lm-eval on each model; its "
+                              "GPU time is not planned (it depends on the tasks)")
         found = passes.mt_bench(self.cfg, trainings, self.machine, self.found.arch)
         j = self.cfg.eval_judge
         if any(e["requests"] for e in found.get("evaluations", [])) and str(j.backend) != "local" \
