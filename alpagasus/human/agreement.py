@@ -15,15 +15,18 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from alpagasus.stats import winning_score
+
 VERDICTS = ("win", "tie", "lose")  # arm A's result, as the LLM judge's verdicts
 
 
 def tally(verdicts: Sequence[str]) -> dict[str, Any]:
     """Win/tie/lose for arm A and the paper's winning score, (win - lose) / n + 1."""
     c = Counter(verdicts)
-    n = c["win"] + c["tie"] + c["lose"]
-    return {"win": c["win"], "tie": c["tie"], "lose": c["lose"], "n": n,
-            "winning_score": round((c["win"] - c["lose"]) / n + 1, 4) if n else None}
+    score = winning_score(c["win"], c["tie"], c["lose"])
+    return {"win": c["win"], "tie": c["tie"], "lose": c["lose"],
+            "n": c["win"] + c["tie"] + c["lose"],
+            "winning_score": None if score is None else round(score, 4)}
 
 
 def majority(verdicts: Sequence[str]) -> str | None:

@@ -237,9 +237,9 @@ def _handler(server: StudyServer) -> type[BaseHTTPRequestHandler]:
                     self._json({"error": str(e)}, HTTPStatus.BAD_REQUEST)
             elif kind == "a" and rest == "api/finish":
                 # Answer first: the last Finish shuts the server down.
-                status = server.status()["annotators"]
-                self._json({"ok": True, "waiting_for": sorted(
-                    n for n, p in status.items() if not p["finished"] and n != who)})
+                done = server.store.finished(server.study.key)
+                self._json({"ok": True,
+                            "waiting_for": sorted(set(server.assigned) - done - {who})})
                 server.finish_annotator(who)
             elif kind == "o" and rest == "api/stop":
                 self._json({"ok": True})

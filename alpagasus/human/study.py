@@ -28,7 +28,6 @@ from typing import Any
 from alpagasus.sqlite_files import connect
 
 CHOICES = ("left", "right", "tie")
-VERDICTS = ("win", "tie", "lose")  # arm A's result, as the LLM judge's verdicts
 
 
 @dataclass(frozen=True)
@@ -144,14 +143,20 @@ class LabelStore:
 
     def labels(self, study: str, annotator: str) -> dict[str, dict[str, Any]]:
         """item key -> {left_arm, choice, verdict, created, updated}: one annotator's."""
-        return self.all_labels(study).get(annotator, {})
+        return self._labels(study, annotator).get(annotator, {})
 
     def all_labels(self, study: str) -> dict[str, dict[str, dict[str, Any]]]:
         """annotator -> item key -> {left_arm, choice, verdict, created, updated}."""
+        return self._labels(study, None)
+
+    def _labels(self, study: str, annotator: str | None) -> dict[str, dict[str, dict[str, Any]]]:
+        # One annotator's rows (every label POST reads them) without reading everyone's.
+        where, args = (("study = ?", (study,)) if annotator is None else
+                       ("study = ? AND annotator = ?", (study, annotator)))
         with self._lock:
             rows = self._db.execute(
                 "SELECT annotator, item, left_arm, choice, verdict, created, updated FROM labels "
-                "WHERE study = ? ORDER BY created, annotator, item", (study,)).fetchall()
+                f"WHERE {where} ORDER BY created, annotator, item", args).fetchall()
         out: dict[str, dict[str, dict[str, Any]]] = {}
         for r in rows:
             out.setdefault(r[0], {})[r[1]] = {"left_arm": r[2], "choice": r[3],

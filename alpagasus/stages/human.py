@@ -27,11 +27,8 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
-
-from omegaconf import OmegaConf
 
 from alpagasus.artifacts import Artifact
 from alpagasus.config import HumanConfig
@@ -44,6 +41,7 @@ from alpagasus.human.study import LabelStore, Study, StudyItem
 from alpagasus.human.summary import ALL, format_summary, plot, summarize, write_csv
 from alpagasus.stages import judge, select
 from alpagasus.stages.report import Section, report_section
+from alpagasus.sweep import copy_to_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +66,9 @@ def stored(ctx: RunContext) -> Artifact | None:
     hc = ctx.cfg.human
     if not Path(hc.db).is_file():
         return None
-    study = make_study(ctx, judge.run(ctx))
     store = LabelStore(hc.db)
     try:
-        labels = store.all_labels(study.key)
+        labels = store.all_labels(judge.run(ctx).key)  # a study's key is its judgments' key
     finally:
         store.close()
     if not any(labels.get(name) for name in annotators(ctx)):
@@ -118,25 +115,10 @@ def _run(ctx: RunContext, serve_page: bool) -> Artifact:
     artifact = ctx.store.ensure("human", config, inputs, build)
     summary = read_summary(artifact)
     print("\n" + format_summary(summary))
-    copied = copy_to_run_dir(artifact.path)
+    copied = copy_to_run_dir(artifact.path, OUTPUTS)
     print(f"\nhuman study: {', '.join(OUTPUTS)} in {copied or artifact.path}", flush=True)
     _log_tables(ctx, summary)
     return ctx.finish_stage(artifact)
-
-
-def copy_to_run_dir(folder: Path) -> Path | None:
-    """The report's files into the Hydra run folder (None outside a Hydra job)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    output_dir = (OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=None)
-                  if HydraConfig.initialized() else None)
-    if not output_dir:  # compose() outside the app leaves it unset
-        return None
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUTS:
-        shutil.copyfile(folder / name, out / name)
-    return out
 
 
 def _log_tables(ctx: RunContext, summary: dict[str, Any]) -> None:

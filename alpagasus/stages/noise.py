@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +30,20 @@ from alpagasus.arms import Arm
 from alpagasus.artifacts import Artifact, artifact_key
 from alpagasus.context import RunContext
 from alpagasus.data import fingerprint
-from alpagasus.judges import judge_identity, make_judge
+from alpagasus.judges import make_judge
 from alpagasus.judges.engine import make_engine_options
-from alpagasus.parsing import PARSER_VERSION, parse_rating
+from alpagasus.parsing import parse_rating
 from alpagasus.prompts import ORDER_VERSION, rating_messages, rating_prompt, reordered
 from alpagasus.selection import SelectionError
 from alpagasus.stages import rate, select
+from alpagasus.sweep import copy_to_run_dir
 
 log = logging.getLogger(__name__)
 
 NOISE_JSON = "noise.json"
 NOISE_MD = "noise.md"
 NOISE_PNG = "noise.png"
-REPEAT_ROWS = "ratings.jsonl"
+REPEAT_ROWS = rate.RATINGS  # read back with rate.read_ratings
 
 
 def run(ctx: RunContext) -> Artifact:
@@ -105,7 +105,7 @@ def _run(ctx: RunContext) -> Artifact:
     inputs = {f"repeat_{r}": a.key for r, a in enumerate(repeats)}
 
     def build(workdir: Path) -> dict[str, Any]:
-        rows = [_read_rows(a) for a in repeats]
+        rows = [rate.read_ratings(a) for a in repeats]
         scores = [[rows[r][i]["score"] for r in range(len(rows))] for i in range(len(indices))]
         result = {"setup": setup, **noise.analyze(scores, threshold)}
         for row, index in zip(result["per_item"], indices, strict=True):
@@ -117,7 +117,7 @@ def _run(ctx: RunContext) -> Artifact:
 
     artifact = ctx.store.ensure("noise", config, inputs, build)
     print("\n" + (artifact.path / NOISE_MD).read_text())
-    copied = copy_to_run_dir(artifact)
+    copied = copy_to_run_dir(artifact.path, (NOISE_JSON, NOISE_MD, NOISE_PNG))
     print(f"files: {copied or artifact.path}")
     ctx.tracker.log_image("noise/plot", artifact.path / NOISE_PNG)
     return ctx.finish_stage(artifact)
@@ -148,9 +148,8 @@ def _repeat(ctx: RunContext, arm: Arm, judge_cfg: Any, template: Any, indices: l
     perturbed = bool(ncfg.perturb_order) and repeat > 0
     orders = [noise.field_order(ncfg.seed, i, repeat, bool(ncfg.perturb_order)) for i in indices]
     seed = local_seed(ncfg.seed, repeat) if local and judge_cfg.temperature > 0 else None
-    config = {"judge": judge_identity(judge_cfg), "prompt": template.name,
-              "prompt_hash": template.hash, "parser_version": PARSER_VERSION,
-              "revision_policy": str(judge_cfg.revision_policy), "repeat": repeat, "shares_rating": shared,
+    config = {**rate.judge_prompt_identity(judge_cfg, template), "repeat": repeat,
+              "shares_rating": shared,
               "orders": {"version": ORDER_VERSION, "seed": int(ncfg.seed)} if perturbed else None,
               "seed": seed}
 
@@ -207,28 +206,6 @@ def _rate(ctx: RunContext, judge_cfg: Any, template: Any, indices: list[int],
                      "status": parsed.status if parsed else reply.status,
                      "reply": reply.text, "source": reply.source, "cached": reply.cached})
     return rows
-
-
-def _read_rows(artifact: Artifact) -> list[dict[str, Any]]:
-    with open(artifact.path / REPEAT_ROWS) as f:
-        return [json.loads(line) for line in f]
-
-
-def copy_to_run_dir(artifact: Artifact) -> Path | None:
-    """noise.json, noise.md and noise.png into the Hydra run folder (None outside a run)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    folder = OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=None)
-    if not folder:  # composed, not run, by Hydra (tests): no run folder
-        return None
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in (NOISE_JSON, NOISE_MD, NOISE_PNG):
-        if (artifact.path / name).is_file():
-            shutil.copyfile(artifact.path / name, out / name)
-    return out
 
 
 def plot_noise(result: dict[str, Any], path: Path) -> None:

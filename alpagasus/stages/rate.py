@@ -155,12 +155,18 @@ def _run(ctx: RunContext, arm: Arm) -> Artifact:
                             name=f"rate/{judge_cfg.name}")
 
 
+def judge_prompt_identity(judge_cfg: JudgeConfig, template: ChatTemplate) -> dict[str, Any]:
+    """What a rating's rows depend on: the judge, the prompt and how replies are parsed
+    (stage=noise's repeats carry it too)."""
+    return {"judge": judge_identity(judge_cfg), "prompt": template.name,
+            "prompt_hash": template.hash, "parser_version": PARSER_VERSION,
+            "revision_policy": str(judge_cfg.revision_policy)}
+
+
 def rate_config(judge_cfg: JudgeConfig, template: ChatTemplate) -> dict[str, Any]:
     """The rate artifact's config (its key is this plus the data key): stage=noise finds an
     existing rating with it."""
-    config = {"judge": judge_identity(judge_cfg), "prompt": template.name,
-              "prompt_hash": template.hash, "parser_version": PARSER_VERSION,
-              "revision_policy": str(judge_cfg.revision_policy)}
+    config = judge_prompt_identity(judge_cfg, template)
     if reads_expected(judge_cfg):
         config["expected_version"] = EXPECTED_VERSION
     return config

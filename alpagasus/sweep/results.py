@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Iterable
@@ -65,6 +66,20 @@ def hydra_job() -> dict[str, Any] | None:
         "sweep_dir": OmegaConf.select(hc, "sweep.dir"),
         "mode": getattr(mode, "name", str(mode)).lower() if mode is not None else None,
     }
+
+
+def copy_to_run_dir(folder: Path, names: Iterable[str]) -> Path | None:
+    """A stage's report files (those of ``names`` that exist) into this Hydra job's run
+    folder; None outside a Hydra run (compose() in tests leaves no run folder)."""
+    output_dir = (hydra_job() or {}).get("output_dir")
+    if not output_dir:
+        return None
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (folder / name).is_file():
+            shutil.copyfile(folder / name, out / name)
+    return out
 
 
 class JobRecord:
