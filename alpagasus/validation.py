@@ -16,13 +16,12 @@ from alpagasus.config import (
     Config,
     ConfigError,
     FilterConfig,
-    JudgeBackend,
-    ScoreMode,
     SelectScore,
     check_threshold,
     to_object,
 )
 from alpagasus.evals import get_benchmark
+from alpagasus.judges.base import reads_expected
 from alpagasus.prompts import RATING_PROMPTS
 from alpagasus.selection import get_strategy
 
@@ -57,10 +56,8 @@ def check_selection(config: Config) -> None:
         for key, judge, method in (("judge", config.judge, config.filter.method),
                                    ("baseline.judge", config.baseline.judge,
                                     config.baseline.method)):
-            if get_strategy(method).needs_judge and judge is not None and not (
-                    judge.score_mode == ScoreMode.expected or (
-                        judge.backend == JudgeBackend.local
-                        and judge.score_mode == ScoreMode.logits)):
+            if get_strategy(method).needs_judge and judge is not None \
+                    and not reads_expected(judge):
                 raise ConfigError(
                     f"select.score=expected needs expected scores, but {key}.score_mode="
                     f"{judge.score_mode}: set {key}.score_mode=expected (docs/expected-scores.md)")

@@ -34,16 +34,11 @@ def _tokenizer(folder: str):
     return AutoTokenizer.from_pretrained(folder, local_files_only=True)
 
 
+@functools.lru_cache(maxsize=8)
 def training_lengths(items: tuple[Item, ...], tokenizer: str | None,
                      max_length: int) -> tuple[list[int], str]:
     """Tokens per item as stage=train feeds it (Alpaca prompt + output + EOS, cut at
-    max_length), and how they were counted."""
-    return _training_lengths(items, tokenizer, max_length)
-
-
-@functools.lru_cache(maxsize=8)
-def _training_lengths(items: tuple[Item, ...], tokenizer: str | None,
-                      max_length: int) -> tuple[list[int], str]:
+    max_length), and how they were counted (cached: the jobs of a multirun share it)."""
     prompts = [alpaca_prompt(it.instruction, it.input) for it in items]
     if tokenizer is not None:
         try:

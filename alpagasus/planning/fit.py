@@ -28,6 +28,7 @@ from alpagasus.planning.estimate import (
     train_memory,
 )
 from alpagasus.planning.hardware import describe, this_machine
+from alpagasus.stages.train_checks import world_size
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +121,6 @@ def suggestions(arch: Arch, cfg: Any, machine: Machine) -> str:
     else:
         tips.append("or more GPUs")
     return "; ".join(tips)
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def launched_strategy() -> str | None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+from alpagasus.config import HardwareConfig
 from alpagasus.planning.estimate import GIB, Machine
 
 # Dense bf16 TFLOPs and memory bandwidth (GB/s) per GPU, by a name fragment (first match).
@@ -115,11 +115,7 @@ def machine_from(hw: Any) -> Machine:
 def this_machine(hw: Any) -> Machine:
     """What a run is on: detected, with only the fields an `auto` config sets on top (a
     preset describes another machine, so a fit check ignores it)."""
-    if hw.name == "auto":
-        return machine_from(hw)
-    return machine_from(SimpleNamespace(name="auto", gpu=None, gpus=None, memory_gib=None,
-                                        bf16_tflops=None, mfu=None, memory_bandwidth_gbs=None,
-                                        price_per_gpu_hour=None))
+    return machine_from(hw if hw.name == "auto" else HardwareConfig())
 
 
 def describe(machine: Machine) -> str:

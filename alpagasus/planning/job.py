@@ -3,7 +3,7 @@ costs (requests, dollars, memory, GPU-hours), and what is already done.
 
 Nothing is spent: no API request, no model loaded or downloaded, no W&B run; the judge cache
 is read (read-only), artifacts are looked up by the keys the stages themselves compute
-(rate.rating_config, select.selection_spec, train.training_spec, generate.answers_config,
+(rate.rate_config, select.selection_spec, train_checks.training_spec, generate.answers_config,
 judge.judgments_config), so shared work carries the same key in every job. A selection that
 is not built yet is counted at its bound (all items that could pass, or the longest N), never
 under.
@@ -29,7 +29,6 @@ from alpagasus.planning import architecture, counting, passes
 from alpagasus.planning.estimate import (
     GIB,
     Machine,
-    api_pass,
     decode_tokens_per_s,
     forward_flops,
     forward_hours,
@@ -50,7 +49,7 @@ from alpagasus.planning.hardware import machine_from
 from alpagasus.planning.study import once_by_key, summarize
 from alpagasus.prompts import PAIRWISE_PROMPT, alpaca_prompt, rating_messages, rating_prompt
 from alpagasus.selection import Strategy, get_strategy
-from alpagasus.stages import generate, ifd, judge, rate, select, train
+from alpagasus.stages import generate, ifd, judge, rate, select, train_checks
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +85,9 @@ class JobPlanner:
         self.selections: dict[str, Selection] = {}
         self.items: list[Item] | None = self._load("data", lambda: ctx.items)
         self.data_key = ctx.data_key if self.items is not None else "unknown-data"
-        self.unique = ([self.items[i] for i in select.unique_positions(self.items)[0]]
-                       if self.items is not None else [])
+        # The first position of each distinct item, as the selection sees them.
+        self.firsts = select.unique_positions(self.items)[0] if self.items is not None else []
+        self.unique = [self.items[i] for i in self.firsts] if self.items is not None else []
 
     def _load(self, what: str, load: Any) -> Any:
         try:
@@ -100,7 +100,8 @@ class JobPlanner:
     # -- ratings -------------------------------------------------------------------------------
 
     def rating(self, arm: Arm) -> str:
-        key = artifact_key(rate.rating_config(arm.judge, arm.prompt), {"data": self.data_key})
+        key = artifact_key(rate.rate_config(arm.judge, rating_prompt(arm.prompt)),
+                           {"data": self.data_key})
         if key not in self.ratings:
             self.ratings[key] = self._rating(arm, key)
         entry = self.ratings[key]
@@ -147,9 +148,7 @@ class JobPlanner:
         todo = [r for k, r in zip(keys, requests, strict=True) if k not in cached]
         lengths, method = counting.prompt_tokens(j.backend, j.model, todo)
         batch = str(cfg.rate.mode) == "batch"
-        api = api_pass(len(todo), sum(lengths), j.max_tokens, j.price_input_per_mtok,
-                       j.price_output_per_mtok, batch, j.batch_price_factor, j.concurrency,
-                       j.requests_per_minute, j.tokens_per_minute)
+        api = passes.judge_pass(j, len(todo), sum(lengths), j.max_tokens, batch)
         spent = sum(cached.values()) if str(cfg.rate.budget_scope) == "cache" else 0.0
         cap = cfg.rate.max_cost_usd
         return {"requests": api.requests, "cached": len(cached), "input_tokens": api.input_tokens,
@@ -234,9 +233,8 @@ class JobPlanner:
         if self.items is not None and symbolic is None and all(found.values()):
             try:
                 rows = strategy.scores(found) if found else None
-                firsts, _ = select.unique_positions(self.items)
                 rows = None if rows is None else [{**rows[i], "index": p}
-                                                  for p, i in enumerate(firsts)]
+                                                  for p, i in enumerate(self.firsts)]
                 kept = strategy.choose(arm, self.unique, rows, size)
                 items = [self.unique[i] for i in sorted(kept)]
                 return Selection(key, items, len(items), True, "exact: "
@@ -259,7 +257,7 @@ class JobPlanner:
         # training per selection (never fewer than the real run).
         items_key = (select.items_key([it.to_dict() for it in sel.items]) if sel.exact
                      else f"selection:{sel.key}")
-        config, inputs = train.training_spec(self.ctx, items_key)
+        config, inputs = train_checks.training_spec(self.ctx, items_key)
         key = artifact_key(config, inputs)
         if self.items is None:  # no data: nothing to count (listed under missing)
             return {"name": arm.name, "role": arm.role, "method": str(cfg.train.method),
@@ -370,9 +368,7 @@ class JobPlanner:
             return {**entry, "reused": False, "requests": len(todo), "cached": len(cached),
                     "input_tokens": sum(tokens), "output_tokens": len(todo) * j.max_tokens,
                     "usd": 0.0, "bound": bound, "note": "local judge: no API cost"}
-        api = api_pass(len(todo), sum(tokens), j.max_tokens, j.price_input_per_mtok,
-                       j.price_output_per_mtok, False, j.batch_price_factor, j.concurrency,
-                       j.requests_per_minute, j.tokens_per_minute)
+        api = passes.judge_pass(j, len(todo), sum(tokens), j.max_tokens)
         if api.requests and j.api_key_env and not os.environ.get(j.api_key_env):
             self.missing.append(f"{j.api_key_env} (eval judge {j.name})")
         return {**entry, "reused": False, "requests": api.requests, "cached": len(cached),

@@ -15,6 +15,7 @@ from alpagasus.judges import judge_identity
 from alpagasus.noise import noise_request_count, sample_positions
 from alpagasus.planning import counting
 from alpagasus.planning.estimate import (
+    ApiPass,
     Arch,
     Machine,
     api_pass,
@@ -24,6 +25,15 @@ from alpagasus.planning.estimate import (
 from alpagasus.planning.study import once_by_key
 from alpagasus.prompts import rating_messages, rating_prompt
 from alpagasus.shipped import shipped_path
+
+
+def judge_pass(j: Any, requests: int, input_tokens: int, max_tokens: int,
+               batch: bool = False) -> ApiPass:
+    """``api_pass`` at a judge config's prices and limits (a local judge costs nothing)."""
+    local = str(j.backend) == "local"
+    return api_pass(requests, input_tokens, max_tokens, 0.0 if local else j.price_input_per_mtok,
+                    0.0 if local else j.price_output_per_mtok, batch, j.batch_price_factor,
+                    j.concurrency, j.requests_per_minute, j.tokens_per_minute)
 
 
 def _tokens(messages: list[dict[str, str]]) -> int:
@@ -38,11 +48,7 @@ def noise_analysis(cfg: Any, arm: Arm, unique: list[Item]) -> dict[str, Any]:
     template = rating_prompt(arm.prompt)
     sampled = [unique[p] for p in sample_positions(len(unique), n.sample, n.seed)]
     per_item = sum(_tokens(rating_messages(template, it)) for it in sampled) / len(sampled)
-    local = str(j.backend) == "local"
-    api = api_pass(requests, round(per_item * requests), j.max_tokens,
-                   0.0 if local else j.price_input_per_mtok,
-                   0.0 if local else j.price_output_per_mtok, False, j.batch_price_factor,
-                   j.concurrency, j.requests_per_minute, j.tokens_per_minute)
+    api = judge_pass(j, requests, round(per_item * requests), j.max_tokens)
     return {"name": "noise", "stage": "noise", "judge": j.name, "sample": n.sample,
             "repeats": n.repeats, "requests": api.requests, "input_tokens": api.input_tokens,
             "output_tokens": api.output_tokens, "usd": round(api.usd, 4),
@@ -64,11 +70,8 @@ def mt_bench(cfg: Any, trainings: dict[str, dict[str, Any]], machine: Machine,
     turns = [m for q in bench.questions for _, m in judge_messages(q, ["", ""], bench.prompts)]
     # Turn 2's prompt holds both answers, turn 1's one: 3 answers per question at the bound.
     answers = 3 * len(bench.questions) * spec.max_new_tokens
-    local = str(j.backend) == "local"
-    api = api_pass(len(turns), sum(_tokens(m) for m in turns) + answers, spec.judge_max_tokens,
-                   0.0 if local else j.price_input_per_mtok,
-                   0.0 if local else j.price_output_per_mtok, False, j.batch_price_factor,
-                   j.concurrency, j.requests_per_minute, j.tokens_per_minute)
+    api = judge_pass(j, len(turns), sum(_tokens(m) for m in turns) + answers,
+                     spec.judge_max_tokens)
     setup = {"questions": [q.question_id for q in bench.questions],
              "max_new_tokens": spec.max_new_tokens}
     judged = {"benchmark": "mt_bench", "judge": judge_identity(j), **setup}

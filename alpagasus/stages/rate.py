@@ -66,11 +66,6 @@ def run(ctx: RunContext, arm: Arm | None = None) -> Artifact:
     return ctx.once(f"rate/{arm.judge.name}/{arm.prompt}", lambda: _run(ctx, arm))
 
 
-def rating_config(judge_cfg: JudgeConfig, prompt: str) -> dict[str, Any]:
-    """The rate artifact's config (its inputs: {"data": the data key}); stage=plan uses it."""
-    return rate_config(judge_cfg, rating_prompt(prompt))
-
-
 def _run(ctx: RunContext, arm: Arm) -> Artifact:
     cfg = ctx.cfg
     judge_cfg = arm.judge

@@ -51,6 +51,7 @@ from alpagasus.stages.train_checks import (  # noqa: F401 (re-exported: stages.t
     gradient_accumulation,
     module_names,
     preflight,
+    training_spec,
     validate,
     world_size,
 )
@@ -74,21 +75,6 @@ def tokenize_item(tok, item: Item, max_length: int) -> dict[str, list[int]] | No
 
 def run(ctx: RunContext, arm: Arm) -> Artifact:
     return ctx.once(f"train/{arm.role}", lambda: _run(ctx, arm))
-
-
-def training_spec(ctx: RunContext, items_key: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """The train artifact's (config, inputs) for a training set (`select.items_key`); stage=plan
-    uses it too. Keyed by the items themselves, in order, not by the selection that chose them:
-    arms that keep the same items (two thresholds, or a filter that keeps everything and the
-    all-data arm) share one model, and so its answers (generate is keyed by this model's key)."""
-    config = {k: ctx.section(k) for k in ("model", "lora", "quant", "train")}
-    for section in config.values():
-        section.pop("name", None)  # a preset's name does not change the weights
-    config["train"].pop("method", None)  # implied by lora/quant, already in the key
-    # How it is spread over GPUs, and the shape planning reads, do not change the weights.
-    config["train"].pop("strategy", None)
-    config["model"].pop("arch", None)
-    return config, {"items": items_key}
 
 
 def _run(ctx: RunContext, arm: Arm) -> Artifact:

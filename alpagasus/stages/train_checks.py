@@ -1,15 +1,20 @@
 """The training checks that need no weights (validate) and only the model's config (preflight),
-run by the entrypoint before anything is spent. Apart from stages/train.py so that importing
-them loads neither torch nor transformers (imported inside the functions that use them)."""
+run by the entrypoint before anything is spent, and the train artifact's key (training_spec,
+which stage=plan computes too). Apart from stages/train.py so that importing them loads
+neither torch nor transformers (imported inside the functions that use them)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from alpagasus.config import Config, QuantMode, TrainMethod, train_method
 from alpagasus.errors import AlpagasusError
 from alpagasus.models import resolve_model_path
+
+if TYPE_CHECKING:
+    from alpagasus.context import RunContext
 
 
 class TrainConfigError(AlpagasusError, ValueError):
@@ -126,3 +131,18 @@ def gradient_accumulation(effective: int, per_device: int, world_size: int) -> i
 def world_size() -> int:
     """Processes in this training job (set by accelerate launch / torchrun), before init."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def training_spec(ctx: RunContext, items_key: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The train artifact's (config, inputs) for a training set (`select.items_key`); stage=plan
+    uses it too. Keyed by the items themselves, in order, not by the selection that chose them:
+    arms that keep the same items (two thresholds, or a filter that keeps everything and the
+    all-data arm) share one model, and so its answers (generate is keyed by this model's key)."""
+    config = {k: ctx.section(k) for k in ("model", "lora", "quant", "train")}
+    for section in config.values():
+        section.pop("name", None)  # a preset's name does not change the weights
+    config["train"].pop("method", None)  # implied by lora/quant, already in the key
+    # How it is spread over GPUs, and the shape planning reads, do not change the weights.
+    config["train"].pop("strategy", None)
+    config["model"].pop("arch", None)
+    return config, {"items": items_key}
