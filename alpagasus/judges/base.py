@@ -71,8 +71,7 @@ def judge_identity(cfg: JudgeConfig) -> dict:
     }
     if cfg.backend == "local":
         identity["local_judge_version"] = LOCAL_JUDGE_VERSION
-        mode = str(getattr(cfg.score_mode, "value", cfg.score_mode))
-        if mode == "logits" and cfg.temperature > 0:
+        if cfg.score_mode == "logits" and cfg.temperature > 0:
             # Sampled digits (local.py), not the expectation: keys of their own.
             identity["logits_sampling"] = "digit-v1"
     elif cfg.score_mode == "expected":  # the requests ask for this many alternatives

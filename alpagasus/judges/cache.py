@@ -24,6 +24,7 @@ failing, and INSERT OR IGNORE keeps the first reply if two jobs ever stored the 
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import os
@@ -150,11 +151,12 @@ class CachedReply:
     source: str
     cost_usd: float | None = None  # None: written before costs were recorded
     run: str | None = None
-    logprobs: Any = None  # alpagasus.expected.compact_logprobs, or None
+    logprobs_json: str | None = None  # alpagasus.expected.compact_logprobs as stored
 
-    def __post_init__(self) -> None:
-        if isinstance(self.logprobs, str):
-            self.logprobs = json.loads(self.logprobs)
+    @functools.cached_property
+    def logprobs(self) -> Any:
+        """Decoded on first use: most reads only ask whether a reply is cached, or its cost."""
+        return json.loads(self.logprobs_json) if self.logprobs_json else None
 
 
 def _is_damage(e: sqlite3.DatabaseError) -> bool:

@@ -65,14 +65,6 @@ class Rx:
         return text.sub(self.pattern, repl) if self.present(low) else text
 
 
-def lower(text: str) -> str:
-    """``text.lower()`` with the same indices (a few characters lower to two)."""
-    low = text.lower()
-    if len(low) == len(text):
-        return low
-    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
-
-
 # --- normalizing a reply -------------------------------------------------------------------
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*(\w*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.S | re.M)
@@ -173,7 +165,7 @@ def normalize(reply: str, kind: str = "rating") -> MappedText:
     text = rewrite_number_words(text)
     if kind == "pair":
         text = rewrite_pair_labels(text)
-    return _drop_scale_mentions(text, lower(text.text))
+    return _drop_scale_mentions(text, text.lower())
 
 
 class Line(str):

@@ -18,7 +18,6 @@ from alpagasus.parsing.normalize import Rx as _Rx
 from alpagasus.parsing.normalize import Span
 from alpagasus.parsing.normalize import in_range as _in_range
 from alpagasus.parsing.normalize import lead_index as _lead_index
-from alpagasus.parsing.normalize import lower as _lower
 from alpagasus.parsing.normalize import matches as _matches
 from alpagasus.parsing.normalize import normalize as _normalize
 from alpagasus.parsing.normalize import split_lines as _lines
@@ -29,7 +28,7 @@ from alpagasus.parsing.numbers import Reading as _Reading
 from alpagasus.parsing.numbers import agreed as _agreed
 from alpagasus.parsing.numbers import reading as _reading
 from alpagasus.parsing.revisions import pair_revised, revision_markers
-from alpagasus.parsing.text import MappedText
+from alpagasus.parsing.text import MappedText, lower
 
 
 @dataclass(frozen=True)
@@ -169,10 +168,10 @@ def parse_pair(reply: str, low: float = 1.0, high: float = 10.0, *,
     mapped = _normalize(reply, "pair")
     text = mapped.text
     lines = _lines(text)
-    lowered = _lower(text)
+    lowered = lower(text)
     labels = _pair_labels(text, lowered, lines)
     tiers: Iterable[Pairs] = _pair_tiers(text, lowered, lines)  # read only when needed
-    if markers := revision_markers(text):
+    if markers := revision_markers(text, lowered):
         found_revision = pair_revised(text, labels, list(tiers), markers, revision)
         if found_revision is None:
             return ParsedPair(None, "unparsed")

@@ -17,7 +17,6 @@ from alpagasus.parsing.normalize import Rx as _Rx
 from alpagasus.parsing.normalize import Span
 from alpagasus.parsing.normalize import in_range as _in_range
 from alpagasus.parsing.normalize import lead_index as _lead_index
-from alpagasus.parsing.normalize import lower as _lower
 from alpagasus.parsing.normalize import matches as _matches
 from alpagasus.parsing.normalize import normalize as _normalize
 from alpagasus.parsing.normalize import split_lines as _lines
@@ -30,7 +29,7 @@ from alpagasus.parsing.numbers import agreed as _agreed
 from alpagasus.parsing.numbers import clean_end as _clean_end
 from alpagasus.parsing.numbers import reading as _reading
 from alpagasus.parsing.revisions import revised, revision_markers
-from alpagasus.parsing.text import MappedText
+from alpagasus.parsing.text import MappedText, lower
 
 
 @dataclass(frozen=True)
@@ -94,13 +93,13 @@ _FORM = _Rx("/ out", rf"{_NUM}{_SP}\(?{_SP}(?:/|out{_SP}of\b){_SP}(\d+(?:\.\d+)?
 _START = re.compile(rf"^{_NUMFORM}(?:{_SP}(?:-|–|—|:|,|;)[ \t]+|[ \t]+(?=[A-Z]))", re.I)
 
 
-def _rating_tiers(text: str, low: str) -> Iterator[list[_Reading]]:
-    """The readings of each tier, highest first (final label, declarations, prose, start)."""
-    lines = _lines(text)
+def _rating_tiers(text: str, low: str, lines: list[str],
+                  lead: int | None) -> Iterator[list[_Reading]]:
+    """The readings of each tier, highest first (final label, declarations, prose, start);
+    ``lines`` and ``lead``: the reply's ``_lines`` and ``_lead_index``."""
     yield [_reading(m) for m in _matches(_FINAL, text, low)]
 
     declared = []
-    lead = _lead_index(lines)
     if lead is not None:
         line = lines[lead]
         m = _LABELLED_LINE.fullmatch(line) or _BARE_LINE.fullmatch(line)
@@ -150,8 +149,9 @@ def parse_rating(reply: str, low: float = 0.0, high: float = 5.0, *,
     if lead is not None:
         m = _LEAD_LINE.fullmatch(lines[lead])
         lead_key = _reading(m).key(high) if m else None
-    tiers: Iterable[list[_Reading]] = _rating_tiers(text, _lower(text))
-    markers = revision_markers(text)
+    lowered = lower(text)
+    tiers: Iterable[list[_Reading]] = _rating_tiers(text, lowered, lines, lead)
+    markers = revision_markers(text, lowered)
     several = dimension is not None and names_a_dimension(text)
     if markers or several:  # all tiers are needed (else only up to the first that reads)
         tiers = list(tiers)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from alpagasus.parsing.numbers import NUMFORM, Reading, clean_end, reading
+from alpagasus.parsing.text import lower
 
 _VERBS = ("revise", "revised", "revising", "adjust", "adjusted", "adjusting", "lower", "lowered",
           "lowering", "raise", "raised", "raising", "change", "changed", "changing", "update",
@@ -55,11 +56,10 @@ _BY_KEYWORD = {word: (pattern, before) for word, pattern, before in _KEYWORDS}
 _ANY_KEYWORD = re.compile("|".join(sorted(_BY_KEYWORD, key=len, reverse=True)))
 
 
-def revision_markers(text: str) -> list[tuple[int, int]]:
-    """Where the reply says it changes its score (start, end of each marker), in order."""
-    low = text.lower()
-    if len(low) != len(text):
-        low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+def revision_markers(text: str, low: str | None = None) -> list[tuple[int, int]]:
+    """Where the reply says it changes its score (start, end of each marker), in order;
+    ``low``: the text lowered index for index (``text.lower``), when the caller has it."""
+    low = lower(text) if low is None else low
     found = []
     for k in _ANY_KEYWORD.finditer(low):  # case-sensitive in the lowered text: fast
         i = k.start()

@@ -18,6 +18,14 @@ from collections.abc import Callable, Sequence
 Replacement = str | Sequence[str | tuple[int, int]]
 
 
+def lower(text: str) -> str:
+    """``text.lower()`` with the same indices (a few characters lower to two)."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
 class MappedText:
     __slots__ = ("text", "starts", "ends", "size")
 
@@ -37,10 +45,7 @@ class MappedText:
 
     def lower(self) -> str:
         """``text.lower()`` with the same indices (a few characters lower to two)."""
-        low = self.text.lower()
-        if len(low) == len(self.text):
-            return low
-        return "".join(c.lower() if len(c.lower()) == 1 else c for c in self.text)
+        return lower(self.text)
 
     def sub(self, pattern: re.Pattern, repl: str | Callable[[re.Match], Replacement],
             on: str | None = None) -> MappedText:
