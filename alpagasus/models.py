@@ -24,6 +24,11 @@ class ModelError(AlpagasusError, RuntimeError):
     pass
 
 
+def embedded_folder(name: str, cache_dir: str | Path) -> Path:
+    """Where ``embedded:NAME`` is converted to (an HF folder under the cache)."""
+    return Path(cache_dir).expanduser() / "models" / EMBEDDED[name][2]
+
+
 def resolve_model_path(name_or_path: str, cache_dir: str | Path) -> str:
     """Turn ``embedded:NAME`` into a converted HF folder (made once); pass others through."""
     if not name_or_path.startswith("embedded:"):
@@ -31,8 +36,8 @@ def resolve_model_path(name_or_path: str, cache_dir: str | Path) -> str:
     name = name_or_path.split(":", 1)[1]
     if name not in EMBEDDED:
         raise ModelError(f"unknown embedded model '{name}' (one of {', '.join(EMBEDDED)})")
-    package, gguf_file, folder = EMBEDDED[name]
-    target = Path(cache_dir).expanduser() / "models" / folder
+    package, gguf_file, _ = EMBEDDED[name]
+    target = embedded_folder(name, cache_dir)
     if _is_converted(target):
         return str(target)
     spec = importlib.util.find_spec(package)

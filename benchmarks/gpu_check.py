@@ -207,13 +207,10 @@ def live_gradients(model) -> bool:
 
 
 def plan_memory_gib(cfg, model_path: str, batch_tokens: int) -> float | None:
-    """The planning estimators' peak memory for this step, if alpagasus.planning exists
-    (another module's job; optional here), else None."""
-    try:
-        from alpagasus.planning.architecture import arch_from_config
-        from alpagasus.planning.fit import train_step
-    except ImportError:
-        return None
+    """The planning estimators' peak memory for this step (None if they cannot say)."""
+    from alpagasus.planning.architecture import arch_from_config
+    from alpagasus.planning.fit import train_step
+
     try:
         config = json.loads((Path(model_path) / "config.json").read_text())
         arch = arch_from_config(config)

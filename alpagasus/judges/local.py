@@ -88,18 +88,16 @@ class LocalJudge:
         if self.cfg.score_mode == "text":
             return [(text, n, None) for text, n in self._generate(prompts)]
         if score_format == "rating":
-            probs = self._digit_probs(prompts, range(0, 6))
-            if self.cfg.temperature > 0:  # a drawn digit; the expectation is kept beside it
-                return [(*self._sampled_rating(p),
-                         [Expected(float(sum(d * p[d] for d in range(6))), mass)])
-                        for p, mass in probs]
             out = []
-            for p, mass in probs:
+            for p, mass in self._digit_probs(prompts, range(0, 6)):
                 expected = float(sum(d * p[d] for d in range(6)))
-                score = round(expected * 2) / 2  # the reply keeps the paper's 0.5 grid
-                out.append((f"{score}\n(expected {expected:.3f} from digit probabilities "
-                            f"{json.dumps([round(x, 4) for x in p])})", 1,
-                            [Expected(expected, mass)]))
+                if self.cfg.temperature > 0:  # a drawn digit; the expectation is kept beside it
+                    text, n = self._sampled_rating(p)
+                else:
+                    score = round(expected * 2) / 2  # the reply keeps the paper's 0.5 grid
+                    text, n = (f"{score}\n(expected {expected:.3f} from digit probabilities "
+                               f"{json.dumps([round(x, 4) for x in p])})", 1)
+                out.append((text, n, [Expected(expected, mass)]))
             return out
         # pair: Assistant 1's expected score, then Assistant 2's given Assistant 1's argmax.
         # Expectations (not argmax) so that two near-identical distributions rarely tie.

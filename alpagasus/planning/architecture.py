@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alpagasus import models
 from alpagasus.models import EMBEDDED
 from alpagasus.planning.estimate import Arch
 
@@ -55,7 +56,7 @@ def embedded_folder(name_or_path: str, cache_dir: Path) -> Path | None:
     name = name_or_path.split(":", 1)[1]
     if name not in EMBEDDED:
         return None
-    folder = Path(cache_dir).expanduser() / "models" / EMBEDDED[name][2]
+    folder = models.embedded_folder(name, cache_dir)
     return folder if (folder / "config.json").is_file() else None
 
 
